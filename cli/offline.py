@@ -1,0 +1,153 @@
+"""Evaluate the real CERES program in-process with a recording mock engine.
+
+No Docker, no Pulumi CLI, no network: every resource the program registers is recorded with
+its type, name, parent, dependencies, provider, inputs (secrets masked) and secret outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT = "ceres"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SECRET_MARK = "[secret]"
+_SECRET_SIG = rpc._special_secret_sig
+_SIG_KEY = rpc._special_sig_key
+
+
+@dataclass
+class Recorded:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    dependencies: list[str]
+    provider: str
+    inputs: dict[str, Any]
+    secret_outputs: list[str]
+    state: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def _mask_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return SECRET_MARK
+        return {key: _mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(item) for item in value]
+    return value
+
+
+class OfflineMocks(pulumi.runtime.Mocks):
+    """Invents the outputs a real provider would return, so every dependent input resolves."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        kind = args.typ.rsplit(":", 1)[-1]
+        if kind == "RandomPassword":
+            state["result"] = f"offline-{args.name}-{args.inputs.get('length', 16)}"
+        elif kind == "RemoteImage":
+            state["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
+            state["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@{state['imageId']}"
+        elif kind in ("Network", "Volume", "Container"):
+            state.setdefault("name", args.name)
+        elif kind == "Command":
+            state.update(stdout="", stderr="")
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        return {}
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A mock monitor that keeps what the engine would see, and marks secret outputs as the engine does."""
+
+    def __init__(self, mock: pulumi.runtime.Mocks):
+        super().__init__(mock)
+        self.recorded: list[Recorded] = []
+
+    def RegisterResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        raw_inputs = json_format.MessageToDict(request.object)
+        inputs = rpc.deserialize_properties(request.object)
+        resource_id, state = self.mocks.new_resource(
+            mocks.MockResourceArgs(request.type, request.name, inputs, request.provider, request.importId, request.custom)
+        )
+        secret_outputs = list(request.additionalSecretOutputs)
+        for key in secret_outputs:
+            if key in state:
+                state[key] = {_SIG_KEY: _SECRET_SIG, "value": state[key]}
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        self.recorded.append(Recorded(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent,
+            dependencies=list(request.dependencies),
+            provider=request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0] if request.provider else "",
+            inputs=_mask_secrets(raw_inputs),
+            secret_outputs=secret_outputs,
+            state=state,
+        ))
+        body = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id if request.custom else "", object=body)
+
+
+def stack_file_config(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, str], list[str]]:
+    """`Pulumi.<stack>.yaml` as the engine hands it to a program: strings, objects as JSON text."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name} in {project_dir}")
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Encrypted values cannot be read offline; the program sees that they are set, as secrets.
+            config[key] = SECRET_MARK
+            secret_keys.append(key)
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value)
+    return config, secret_keys
+
+
+@dataclass
+class OfflineRun:
+    stack: str
+    resources: list[Recorded]
+    outputs: dict[str, Any]
+
+
+def run_offline(stack: str, config: dict[str, str], secret_keys: list[str] = ()) -> OfflineRun:
+    """Run `stacks.program.run` under the recording engine and return what it registered."""
+    from stacks.program import run
+
+    settings.set_root_resource(None)
+    pulumi.runtime.set_all_config(config, list(secret_keys))
+    mock = OfflineMocks()
+    monitor = RecordingMonitor(mock)
+    pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    def program() -> None:
+        outputs.update(run())
+
+    _sync_await(run_pulumi_func(program))
+    return OfflineRun(stack, monitor.recorded, outputs)

@@ -1,0 +1,64 @@
+"""The two shapes every CERES component takes: a service, and an integration edge between two.
+
+An edge registers itself with its consumer service; the platform reads the score from the
+edges that exist. Nothing here decides which edges exist: the composition point does.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pulumi
+
+from components import catalog
+
+
+class Service(pulumi.ComponentResource):
+    """One service of the platform (`ceres:services:<Type>`), named by its spec key."""
+
+    def __init__(self, service: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"ceres:services:{type(self).__name__}", service, None, opts)
+        self.service = service
+        self.edges: list[IntegrationEdge] = []
+
+    def child(self, **extra) -> pulumi.ResourceOptions:
+        """Options for a child resource: parented here, so it shares this service's provider."""
+        return pulumi.ResourceOptions(parent=self, **extra)
+
+
+class IntegrationEdge(pulumi.ComponentResource):
+    """One catalog edge, placed under its consumer (`ceres:integrations:<Kind>`).
+
+    Subclasses set `kind` to the catalog kind they realise; construction fails if the
+    catalog disagrees about the edge's kind or endpoints, so a miswired edge never deploys.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, edge_id: str, source: Service, target: Service, opts: pulumi.ResourceOptions | None = None):
+        entry = catalog.EDGES_BY_ID.get(edge_id)
+        if entry is None:
+            raise ValueError(f"{type(self).__name__}: no catalog edge {edge_id!r}")
+        wiring = (entry.kind, entry.source, entry.target)
+        if wiring != (self.kind, source.service, target.service):
+            raise ValueError(
+                f"{type(self).__name__} {edge_id!r} is catalogued as {wiring}, "
+                f"built as {(self.kind, source.service, target.service)}"
+            )
+        props = {
+            "edgeId": entry.id,
+            "layer": entry.layer,
+            "source": entry.source,
+            "target": entry.target,
+            "mechanism": entry.mechanism,
+        }
+        super().__init__(
+            f"ceres:integrations:{type(self).__name__}",
+            edge_id,
+            props,
+            pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=source), opts),
+        )
+        self.edge = entry
+        self.source = source
+        self.target = target
+        source.edges.append(self)

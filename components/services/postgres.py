@@ -1,0 +1,86 @@
+"""PostgreSQL: the platform's relational database, one database and role per consumer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_random as random
+
+from components.base import Service
+from components.config import postgres as config
+from components.docker_host import DockerHostComponent
+from components.container import ServiceContainer
+from stacks.spec import ServiceSpec
+
+PORT = 5432
+CONFIG_DIR = "/etc/postgresql"
+
+
+@dataclass(frozen=True)
+class Database:
+    """What a consumer needs to connect: reachable on the data network under `host`."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    password: pulumi.Output[str]
+    ready: pulumi.Resource
+
+
+class PostgreSQL(Service):
+    """The server, plus each consumer's role and database, created here from the list of consumers.
+
+    Consumers get their credentials through `database(consumer)`; no app gets the superuser.
+    """
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        host: DockerHostComponent,
+        consumers: tuple[str, ...],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("postgres", pulumi.ResourceOptions.merge(host.placed(), opts))
+        settings = config.PostgresSettings(memory_mb=spec.memory_mb, consumers=consumers)
+        superuser_password = random.RandomPassword("postgres-superuser", length=32, special=False, opts=self.child())
+        self.container = ServiceContainer(
+            self,
+            "postgres",
+            spec=spec,
+            host=host,
+            networks=[host.data_network],
+            envs=[superuser_password.result.apply(lambda p: f"POSTGRES_PASSWORD={p}")],
+            command=["postgres", "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
+            volumes={"postgres-data": "/var/lib/postgresql/data"},
+            files={
+                f"{CONFIG_DIR}/postgresql.conf": config.postgresql_conf(settings),
+                f"{CONFIG_DIR}/pg_hba.conf": config.pg_hba_conf(settings),
+            },
+            healthcheck=["CMD", "pg_isready", "-U", "postgres", "-d", "postgres"],
+        )
+        self.host_name = "postgres"
+        self._databases = {
+            consumer: self._provision(consumer, host) for consumer in consumers
+        }
+        self.register_outputs({"consumers": list(consumers)})
+
+    def _provision(self, consumer: str, host: DockerHostComponent) -> Database:
+        password = random.RandomPassword(f"postgres-{consumer}-password", length=32, special=False, opts=self.child())
+        exec_psql = f"docker exec -i -u postgres -e CERES_ROLE_PASSWORD {self.container.name} psql -q -d postgres"
+        provisioning = command.local.Command(
+            f"postgres-{consumer}-database",
+            create=exec_psql,
+            stdin=config.provision_sql(consumer),
+            delete=f"echo {config.retire_sql(consumer).strip()!r} | docker exec -i -u postgres {self.container.name} psql -q -d postgres",
+            environment={"DOCKER_HOST": host.host.url, "CERES_ROLE_PASSWORD": password.result},
+            opts=self.child(depends_on=[self.container.container]),
+        )
+        return Database(self.host_name, PORT, consumer, consumer, password.result, provisioning)
+
+    def database(self, consumer: str) -> Database:
+        if consumer not in self._databases:
+            raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
+        return self._databases[consumer]

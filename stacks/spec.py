@@ -1,0 +1,284 @@
+"""The typed stack spec: what one CERES stack is, read from the `ceres:*` Pulumi config.
+
+Pure pydantic, no Pulumi import, so every rule here is testable without an engine.
+Defaults live in `stacks/tiers.py` (one place); these models only say what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$", re.IGNORECASE)
+# Mattermost channel names and Gitea's Slack-type `channel` agree on this alphabet.
+CHANNEL_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
+TEAM_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
+HOST_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+SUBDOMAIN_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9_-](@sha256:[0-9a-f]{64})?$")
+CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
+IPV4_PATTERN = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def pinned_image(value: str) -> str:
+    """An image reference with an explicit version tag or digest, never `latest`."""
+    if not IMAGE_PATTERN.match(value):
+        raise ValueError("is not a valid image reference (registry/name:tag, lowercase)")
+    name, _, digest = value.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not digest:
+        raise ValueError("has no version tag: pin one, e.g. name:1.2.3")
+    if last.endswith(":latest"):
+        raise ValueError("uses the moving tag 'latest': pin a version, e.g. name:1.2.3")
+    return value
+
+
+class ServiceSpec(Strict):
+    """One service of the platform: whether it runs and which image it runs."""
+
+    enabled: bool
+    image: str
+    memory_mb: int = Field(ge=64, le=65536)
+    # Public services are routed by Caddy at https://<subdomain>.<domain>.
+    subdomain: str | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _image_is_pinned(cls, value: str) -> str:
+        return pinned_image(value)
+
+    @field_validator("subdomain")
+    @classmethod
+    def _subdomain_is_a_label(cls, value: str | None) -> str | None:
+        if value is not None and not SUBDOMAIN_PATTERN.match(value):
+            raise ValueError("must be one DNS label: lowercase letters, digits and '-'")
+        return value
+
+
+class MattermostSpec(ServiceSpec):
+    # Team Edition is free; Redis caching and native OpenID need an Enterprise licence.
+    edition: Literal["team", "enterprise"]
+
+
+class Services(Strict):
+    keycloak: ServiceSpec
+    nextcloud: ServiceSpec
+    gitea: ServiceSpec
+    mattermost: MattermostSpec
+    redmine: ServiceSpec
+    wikijs: ServiceSpec
+    postgres: ServiceSpec
+    redis: ServiceSpec
+    grafana: ServiceSpec
+    prometheus: ServiceSpec
+    alertmanager: ServiceSpec
+    loki: ServiceSpec
+    alloy: ServiceSpec
+    tempo: ServiceSpec
+    otel_collector: ServiceSpec
+    cadvisor: ServiceSpec
+    postgres_exporter: ServiceSpec
+    redis_exporter: ServiceSpec
+    caddy: ServiceSpec
+    oauth2_proxy: ServiceSpec
+    uptime_kuma: ServiceSpec
+    portainer: ServiceSpec
+    backup: ServiceSpec
+
+    def get(self, name: str) -> ServiceSpec:
+        return getattr(self, name)
+
+    def enabled_names(self) -> set[str]:
+        return {name for name in type(self).model_fields if self.get(name).enabled}
+
+
+SERVICE_NAMES: tuple[str, ...] = tuple(Services.model_fields)
+
+
+class InternalTls(Strict):
+    """Caddy's own CA: for dev and for names no public CA can reach."""
+
+    mode: Literal["internal"]
+
+
+class AcmeTls(Strict):
+    """Certificates from an ACME CA (Let's Encrypt by default) for public names."""
+
+    mode: Literal["acme"]
+    email: str
+    ca_url: str = "https://acme-v02.api.letsencrypt.org/directory"
+
+    @field_validator("email")
+    @classmethod
+    def _email_is_an_address(cls, value: str) -> str:
+        if not EMAIL_PATTERN.match(value):
+            raise ValueError("must be an e-mail address the ACME CA can write to, e.g. ops@example.com")
+        return value
+
+    @field_validator("ca_url")
+    @classmethod
+    def _ca_is_https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// ACME directory URL")
+        return value
+
+
+Tls = Annotated[Union[InternalTls, AcmeTls], Field(discriminator="mode")]
+
+HostRole = Literal["apps", "ha"]
+
+
+class DockerHost(Strict):
+    """A Docker engine the stack deploys to, and what it is for."""
+
+    name: str
+    url: str
+    roles: tuple[HostRole, ...] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        if not HOST_NAME_PATTERN.match(value):
+            raise ValueError("must start with a letter and use lowercase letters, digits and '-' (at most 31)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_a_docker_endpoint(cls, value: str) -> str:
+        if value.startswith("unix:///"):
+            return value
+        if re.match(r"^ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?$", value):
+            return value
+        raise ValueError("must be unix:///path/to/docker.sock or ssh://user@host[:port]")
+
+
+class HaSpec(Strict):
+    """The production high-availability tier (Patroni + etcd, Redis Sentinel, HAProxy + Keepalived)."""
+
+    enabled: bool
+    etcd_members: int
+    postgres_members: int
+    redis_sentinels: int
+    synchronous_mode: bool
+    virtual_ip: str | None = None
+
+    @field_validator("virtual_ip")
+    @classmethod
+    def _vip_is_ipv4(cls, value: str | None) -> str | None:
+        if value is not None and not IPV4_PATTERN.match(value):
+            raise ValueError("must be an IPv4 address free on the hosts' network, e.g. 10.0.0.100")
+        return value
+
+
+class Channels(Strict):
+    """Mattermost channels each kind of event goes to."""
+
+    dev: str
+    projects: str
+    ops: str
+    alerts: str
+    files: str
+
+    @field_validator("*")
+    @classmethod
+    def _is_a_channel_name(cls, value: str) -> str:
+        if not CHANNEL_PATTERN.match(value):
+            raise ValueError("must be 1-64 of lowercase letters, digits, '-' and '_'")
+        return value
+
+
+class ChatSpec(Strict):
+    team: str
+    channels: Channels
+
+    @field_validator("team")
+    @classmethod
+    def _is_a_team_name(cls, value: str) -> str:
+        if not TEAM_PATTERN.match(value):
+            raise ValueError("must start with a letter, then 1-63 lowercase letters, digits or '-'")
+        return value
+
+
+class SmtpSpec(Strict):
+    """An outside mail relay: the fallback that reaches people when chat is down."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    from_address: str
+    username: str | None = None
+    starttls: bool = True
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_is_an_address(cls, value: str) -> str:
+        if not EMAIL_PATTERN.match(value):
+            raise ValueError("must be an e-mail address, e.g. ceres@example.com")
+        return value
+
+
+class BackupSpec(Strict):
+    schedule: str
+    repository: str
+    keep_daily: int = Field(ge=1)
+    keep_weekly: int = Field(ge=0)
+    keep_monthly: int = Field(ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _is_cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+            raise ValueError("must be a 5-field cron expression, e.g. '0 3 * * *'")
+        return value
+
+
+class StackSpec(Strict):
+    """Everything one stack needs, validated before any resource is registered."""
+
+    tier: Literal["dev", "prod"]
+    domain: str
+    tls: Tls
+    services: Services
+    hosts: tuple[DockerHost, ...] = Field(min_length=1)
+    ha: HaSpec
+    chat: ChatSpec
+    smtp: SmtpSpec | None = None
+    backup: BackupSpec
+    # Edge id -> False switches a catalog edge off; True insists on it (config fails if it cannot be built).
+    integrations: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("domain")
+    @classmethod
+    def _is_a_domain(cls, value: str) -> str:
+        if "://" in value or "/" in value:
+            raise ValueError("give the bare domain without scheme or path, e.g. example.com")
+        if not DOMAIN_PATTERN.match(value):
+            raise ValueError("must be a lowercase DNS name with at least two labels, e.g. ceres.example.com")
+        return value
+
+    def enabled(self, service: str) -> bool:
+        return self.services.get(service).enabled
+
+    def public_url(self, service: str) -> str:
+        subdomain = self.services.get(service).subdomain or service
+        return f"https://{subdomain}.{self.domain}"
+
+    def host_for(self, role: HostRole) -> DockerHost:
+        return next(host for host in self.hosts if role in host.roles)
+
+    def hosts_with(self, role: HostRole) -> list[DockerHost]:
+        return [host for host in self.hosts if role in host.roles]
+
+
+# Secret settings are kept out of the spec: they stay Pulumi secrets and are read where used.
+SECRET_SETTINGS: dict[str, str] = {
+    "smtp_password": "password for ceres:smtp.username at the mail relay",
+    "backup_password": "restic repository password (generated when unset)",
+}
