@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import pulumi
 import yaml
@@ -100,7 +100,7 @@ class RecordingMonitor(mocks.MockMonitor):
             name=request.name,
             custom=bool(request.custom),
             parent=request.parent,
-            dependencies=list(request.dependencies),
+            dependencies=sorted(request.dependencies),
             provider=request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0] if request.provider else "",
             inputs=_mask_secrets(raw_inputs),
             secret_outputs=secret_outputs,
@@ -135,19 +135,28 @@ class OfflineRun:
     outputs: dict[str, Any]
 
 
-def run_offline(stack: str, config: dict[str, str], secret_keys: list[str] = ()) -> OfflineRun:
+class OfflineEngine:
+    """One evaluation of a program under a fresh recording monitor (nothing leaks between runs)."""
+
+    def __init__(self, stack: str, config: dict[str, str], secret_keys: Sequence[str] = ()):
+        self.stack = stack
+        settings.set_root_resource(None)
+        pulumi.runtime.set_all_config(config, list(secret_keys))
+        mock = OfflineMocks()
+        self.monitor = RecordingMonitor(mock)
+        pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, monitor=self.monitor)
+
+    def run(self, program: Callable[[], Any]) -> Any:
+        """Run `program` as the engine would, wait for every registration, return its result."""
+        result: list[Any] = []
+        _sync_await(run_pulumi_func(lambda: result.append(program())))
+        return result[0]
+
+
+def run_offline(stack: str, config: dict[str, str], secret_keys: Sequence[str] = ()) -> OfflineRun:
     """Run `stacks.program.run` under the recording engine and return what it registered."""
     from stacks.program import run
 
-    settings.set_root_resource(None)
-    pulumi.runtime.set_all_config(config, list(secret_keys))
-    mock = OfflineMocks()
-    monitor = RecordingMonitor(mock)
-    pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    outputs: dict[str, Any] = {}
-
-    def program() -> None:
-        outputs.update(run())
-
-    _sync_await(run_pulumi_func(program))
-    return OfflineRun(stack, monitor.recorded, outputs)
+    engine = OfflineEngine(stack, config, secret_keys)
+    outputs = engine.run(run)
+    return OfflineRun(stack, engine.monitor.recorded, outputs)

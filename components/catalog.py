@@ -55,6 +55,10 @@ PUBLIC_APPS: tuple[str, ...] = ("keycloak", "nextcloud", "gitea", "mattermost", 
 # UIs with no login of their own: routed only behind Caddy forward_auth to oauth2-proxy.
 GATED_UIS: tuple[str, ...] = ("prometheus", "alertmanager", "uptime_kuma")
 
+# The seed counts routing as one item; each routed app is its own edge here, so that
+# switching an app off takes exactly its route out of the score.
+ROUTING_SEED_ITEMS: tuple[str, ...] = ("§8 Caddy: HTTPS/TLS", "§8 Caddy: All services routing")
+
 Applicability = Callable[[StackSpec], "str | None"]
 
 
@@ -257,7 +261,7 @@ EDGES: tuple[Edge, ...] = (
          "Redis cache (Enterprise)", ("matrix: Mattermost × Redis", "§5 MATTERMOST: Redis", "§8 Redis: Mattermost"),
          not_applicable=_mattermost_team_edition),
     # infrastructure: routing and TLS
-    *(_route(app, ("§8 Caddy: HTTPS/TLS", "§8 Caddy: All services routing")) for app in PUBLIC_APPS + GATED_UIS),
+    *(_route(app, ROUTING_SEED_ITEMS) for app in PUBLIC_APPS + GATED_UIS),
     Edge("acme-caddy", "infrastructure", "certificates", "caddy", "acme_ca",
          "automatic certificates from the ACME CA", ("§8 Caddy: Let's Encrypt",), not_applicable=_internal_ca),
     Edge("ratelimit-caddy", "infrastructure", "rate_limit", "caddy", "caddy",

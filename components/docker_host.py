@@ -20,14 +20,27 @@ class DockerHostComponent(pulumi.ComponentResource):
         self.host = host
         self.prefix = prefix
         self.provider = docker.Provider(f"{host.name}-docker", host=host.url, opts=pulumi.ResourceOptions(parent=self))
-        on_host = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        self.edge_network = docker.Network(
-            f"{host.name}-edge", name=f"{prefix}-edge", opts=on_host,
-        )
-        self.data_network = docker.Network(
-            f"{host.name}-data", name=f"{prefix}-data", internal=True, opts=on_host,
-        )
-        self.register_outputs({"edgeNetwork": self.edge_network.name, "dataNetwork": self.data_network.name})
+        self._networks: dict[str, docker.Network] = {}
+        self.register_outputs({"url": host.url})
+
+    def _network(self, purpose: str, internal: bool) -> docker.Network:
+        # Created on first use, so a host gets only the networks its services attach to.
+        if purpose not in self._networks:
+            self._networks[purpose] = docker.Network(
+                f"{self.host.name}-{purpose}",
+                name=f"{self.prefix}-{purpose}",
+                internal=internal,
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
+        return self._networks[purpose]
+
+    @property
+    def edge_network(self) -> docker.Network:
+        return self._network("edge", internal=False)
+
+    @property
+    def data_network(self) -> docker.Network:
+        return self._network("data", internal=True)
 
     def placed(self) -> pulumi.ResourceOptions:
         """Options that put a service component (and all it creates) on this host."""

@@ -275,7 +275,9 @@ def _check_integrations(spec: StackSpec) -> list[Problem]:
         path = f"integrations.{edge_id}"
         edge = EDGES_BY_ID.get(edge_id)
         if edge is None:
-            problems.append(Problem(path, edge_id, f"unknown edge; {_allowed(edge_id, sorted(EDGES_BY_ID))}"))
+            close = difflib.get_close_matches(edge_id, list(EDGES_BY_ID), n=3)
+            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            problems.append(Problem(path, edge_id, f"unknown edge; {hint}`ceres matrix` lists every edge id"))
             continue
         if not wanted:
             continue

@@ -1,0 +1,109 @@
+"""The `ceres` command: offline plan, integration matrix and rendered config of a stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from stacks.load import ConfigError
+
+FORMATS_PLAN = ("text", "json")
+FORMATS_MATRIX = ("text", "json", "html", "mermaid")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ceres", description="CERES platform-as-code: offline views of a stack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="evaluate the program offline: resources, critical path, score")
+    plan.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
+    plan.add_argument("--format", choices=FORMATS_PLAN, default="text")
+    plan.add_argument("--min-score", type=float, default=None, metavar="N",
+                      help="exit 1 when the overall integration score is below N percent")
+
+    matrix = commands.add_parser("matrix", help="the integration matrix: every catalog edge and its status")
+    matrix.add_argument("--stack", default="dev")
+    matrix.add_argument("--format", choices=FORMATS_MATRIX, default="text")
+
+    render = commands.add_parser("render", help="write every config file the program puts into containers")
+    render.add_argument("--stack", required=True)
+    render.add_argument("--out", required=True, type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Imported here so `ceres --help` stays fast and bad arguments never load the engine.
+    from cli.offline import run_offline, stack_file_config
+
+    try:
+        config, secret_keys = stack_file_config(args.stack)
+        run = run_offline(args.stack, config, secret_keys)
+    except FileNotFoundError as error:
+        print(f"ceres: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"ceres: invalid config for stack {args.stack} (Pulumi.{args.stack}.yaml):\n{error}", file=sys.stderr)
+        return 2
+    finally:
+        _close_event_loop()
+
+    if args.command == "plan":
+        return _plan(run, args)
+    if args.command == "matrix":
+        return _matrix(run, args)
+    return _render(run, args)
+
+
+def _plan(run, args) -> int:
+    from cli.plan import plan_document, render_plan_text
+
+    if args.format == "json":
+        print(json.dumps(plan_document(run), indent=2))
+    else:
+        print(render_plan_text(run), end="")
+    overall = run.outputs["integration_score"]["overall"]
+    if args.min_score is not None and (overall["percent"] or 0.0) < args.min_score:
+        print(f"ceres: integration score {overall['percent']}% is below --min-score {args.min_score}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _matrix(run, args) -> int:
+    from cli import matrix_views
+
+    report = {"score": run.outputs["integration_score"], "edges": run.outputs["integration_matrix"]}
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    elif args.format == "html":
+        print(matrix_views.render_html(report, run.stack), end="")
+    elif args.format == "mermaid":
+        print(matrix_views.render_mermaid(report), end="")
+    else:
+        print(matrix_views.render_text(report, run.stack), end="")
+    return 0
+
+
+def _render(run, args) -> int:
+    from cli.render import write_files
+
+    written = write_files(run, args.out)
+    for path in written:
+        print(path)
+    print(f"ceres: wrote {len(written)} config files for stack {run.stack} under {args.out}", file=sys.stderr)
+    return 0
+
+
+def _close_event_loop() -> None:
+    # The engine leaves its event loop open; closing it here keeps interpreter exit quiet.
+    try:
+        asyncio.get_event_loop().close()
+    except RuntimeError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

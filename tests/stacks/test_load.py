@@ -1,0 +1,134 @@
+"""The stack spec: good stacks load, and every kind of bad config fails with a message naming the key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.load import ConfigError, load_spec
+from tests.conftest import stack_config
+
+DEV = {"ceres:tier": "dev", "ceres:domain": "ceres.localhost"}
+PROD_HOSTS = [
+    {"name": "node1", "url": "ssh://deploy@node1.example.com", "roles": ["apps", "ha"]},
+    {"name": "node2", "url": "ssh://deploy@node2.example.com", "roles": ["ha"]},
+    {"name": "node3", "url": "ssh://deploy@node3.example.com", "roles": ["ha"]},
+]
+PROD = {
+    "ceres:tier": "prod",
+    "ceres:domain": "ceres.example.com",
+    "ceres:tls": json.dumps({"mode": "acme", "email": "ops@example.com"}),
+    "ceres:hosts": json.dumps(PROD_HOSTS),
+    "ceres:ha": json.dumps({"virtual_ip": "10.0.0.100"}),
+    "ceres:backup": json.dumps({"repository": "sftp:backup@store:/srv/restic"}),
+}
+
+
+def with_settings(base: dict[str, str], **settings) -> dict[str, str]:
+    return {**base, **{f"ceres:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in settings.items()}}
+
+
+def problems_of(stack: str, config: dict[str, str], secret_keys: set[str] = frozenset()) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_spec(stack, config, secret_keys)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_shipped_stack_files_load():
+    for stack in ("dev", "prod"):
+        config, secret_keys = stack_config(stack)
+        spec = load_spec(stack, config, set(secret_keys))
+        assert spec.tier == stack
+
+
+def test_dev_and_prod_differ_by_their_tier_overlay():
+    dev, prod = load_spec("dev", DEV), load_spec("prod", PROD)
+    assert dev.tls.mode == "internal" and prod.tls.mode == "acme"
+    assert not dev.ha.enabled and prod.ha.enabled
+    assert dev.services == prod.services  # the same pinned services, from the same defaults
+
+
+def test_stack_settings_override_defaults_key_by_key():
+    spec = load_spec("dev", with_settings(DEV, services={"gitea": {"image": "gitea/gitea:1.24.7"}}))
+    assert spec.services.gitea.image == "gitea/gitea:1.24.7"
+    assert spec.services.gitea.enabled and spec.services.gitea.memory_mb == 512
+
+
+def test_the_tier_can_come_from_the_stack_name():
+    assert load_spec("dev", {"ceres:domain": "ceres.localhost"}).tier == "dev"
+
+
+BAD_CONFIGS = [
+    # (what is wrong, stack, config, the key path the message must name, a word of the fix)
+    ("unknown setting", "dev", with_settings(DEV, domian="x.example.com"), "ceres:domian", "did you mean 'domain'"),
+    ("unknown service", "dev", with_settings(DEV, services={"gitlab": {"enabled": True}}), "ceres:services.gitlab", "allowed: alertmanager"),
+    ("domain with scheme", "dev", with_settings(DEV, domain="https://ceres.example.com"), "ceres:domain", "bare domain"),
+    ("domain with one label", "dev", with_settings(DEV, domain="localhost"), "ceres:domain", "two labels"),
+    ("uppercase domain", "dev", with_settings(DEV, domain="Ceres.Example.com"), "ceres:domain", "lowercase"),
+    ("image on latest", "dev", with_settings(DEV, services={"gitea": {"image": "gitea/gitea:latest"}}), "ceres:services.gitea.image", "pin a version"),
+    ("image without tag", "dev", with_settings(DEV, services={"redis": {"image": "redis"}}), "ceres:services.redis.image", "no version tag"),
+    ("memory too small", "dev", with_settings(DEV, services={"gitea": {"memory_mb": 8}}), "ceres:services.gitea.memory_mb", "greater than or equal to 64"),
+    ("unknown tier", "dev", with_settings(DEV, tier="staging"), "ceres:tier", "allowed: dev, prod"),
+    ("acme without e-mail", "prod", {k: v for k, v in PROD.items() if k != "ceres:tls"}, "ceres:tls.email", "ACME needs the e-mail"),
+    ("bad acme e-mail", "prod", with_settings(PROD, tls={"mode": "acme", "email": "ops"}), "ceres:tls.email", "e-mail address"),
+    ("unknown tls mode", "dev", with_settings(DEV, tls={"mode": "selfsigned"}), "ceres:tls", "internal"),
+    ("prod without hosts", "prod", {k: v for k, v in PROD.items() if k != "ceres:hosts"}, "ceres:hosts", "list the Docker hosts"),
+    ("tcp docker endpoint", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "tcp://10.0.0.1:2375", "roles": ["apps"]}]), "ceres:hosts[0].url", "ssh://user@host"),
+    ("unknown host role", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "unix:///var/run/docker.sock", "roles": ["db"]}]), "ceres:hosts[0].roles[0]", "'apps' or 'ha'"),
+    ("duplicated host name", "prod", with_settings(PROD, hosts=[*PROD_HOSTS, {**PROD_HOSTS[1], "url": "ssh://deploy@node4.example.com"}]), "ceres:hosts[3].name", "unique"),
+    ("duplicated docker endpoint", "prod", with_settings(PROD, hosts=[*PROD_HOSTS, {**PROD_HOSTS[1], "name": "node4"}]), "ceres:hosts[3].url", "own Docker endpoint"),
+    ("no apps host", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "unix:///var/run/docker.sock", "roles": ["ha"]}]), "ceres:hosts", "role 'apps'"),
+    ("HA with two etcd members", "prod", with_settings(PROD, ha={"virtual_ip": "10.0.0.100", "etcd_members": 2}), "ceres:ha.etcd_members", "at least 3"),
+    ("HA with an even etcd", "prod", with_settings(PROD, ha={"virtual_ip": "10.0.0.100", "etcd_members": 4}), "ceres:ha.etcd_members", "odd number"),
+    ("HA members over hosts", "prod", with_settings(PROD, ha={"virtual_ip": "10.0.0.100", "postgres_members": 5}), "ceres:ha.postgres_members", "only 3 host(s)"),
+    ("HA without a virtual IP", "prod", with_settings(PROD, ha={"virtual_ip": None}), "ceres:ha.virtual_ip", "Keepalived"),
+    ("HA with a bad virtual IP", "prod", with_settings(PROD, ha={"virtual_ip": "10.0.0.300"}), "ceres:ha.virtual_ip", "IPv4"),
+    ("HA without postgres", "prod", with_settings(PROD, services={"postgres": {"enabled": False}, "mattermost": {"enabled": False}, "postgres_exporter": {"enabled": False}}), "ceres:services.postgres.enabled", "ha.enabled=false"),
+    ("service without what it needs", "dev", with_settings(DEV, services={"postgres": {"enabled": False}}), "ceres:services.postgres.enabled", "mattermost cannot run without postgres"),
+    ("edge whose endpoint is disabled", "dev", with_settings(DEV, services={"redmine": {"enabled": False}}, integrations={"chat-redmine": True}), "ceres:integrations.chat-redmine", "service redmine is disabled"),
+    ("edge that cannot apply", "dev", with_settings(DEV, integrations={"cache-mattermost": True}), "ceres:integrations.cache-mattermost", "Team Edition"),
+    ("unknown edge", "dev", with_settings(DEV, integrations={"chat-gita": False}), "ceres:integrations.chat-gita", "did you mean 'chat-gitea'"),
+    ("edge switch not a boolean", "dev", with_settings(DEV, integrations={"chat-gitea": "maybe"}), "ceres:integrations.chat-gitea", "valid boolean"),
+    ("bad channel name", "dev", with_settings(DEV, chat={"channels": {"alerts": "Alerts Room"}}), "ceres:chat.channels.alerts", "lowercase"),
+    ("bad team name", "dev", with_settings(DEV, chat={"team": "-x"}), "ceres:chat.team", "start with a letter"),
+    ("bad backup schedule", "dev", with_settings(DEV, backup={"schedule": "daily"}), "ceres:backup.schedule", "cron"),
+    ("smtp port out of range", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 70000, "from_address": "a@example.com"}), "ceres:smtp.port", "65535"),
+    ("smtp user without password", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres"}), "ceres:smtp_password", "--secret"),
+    ("a secret set in plain text", "dev", with_settings(DEV, smtp_password="hunter2"), "ceres:smtp_password", "must be a secret"),
+]
+
+
+@pytest.mark.parametrize("what, stack, config, key, fix", BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_fails_with_a_message_naming_the_key(what, stack, config, key, fix):
+    problems = problems_of(stack, config)
+    naming = [p for p in problems if p.startswith(f"{key}:")]
+    assert naming, f"no problem names {key}: {problems}"
+    assert any(fix in p for p in naming), f"{key}: no hint {fix!r} in {naming}"
+
+
+def test_every_problem_is_reported_at_once():
+    config = with_settings(DEV, domain="https://x", services={"gitea": {"image": "gitea/gitea:latest"}}, chat={"team": "-x"})
+    problems = problems_of("dev", config)
+    assert {p.split(":", 2)[1] for p in problems} >= {"domain", "services.gitea.image", "chat.team"}
+
+
+def test_messages_show_the_value_received():
+    [problem] = problems_of("dev", with_settings(DEV, services={"gitea": {"image": "gitea/gitea:latest"}}))
+    assert "received 'gitea/gitea:latest'" in problem
+
+
+def test_secrets_never_appear_in_messages():
+    config = with_settings(DEV, smtp_password="hunter2-secret", hosts=[{"name": "a", "url": "ssh://deploy:hunter2-secret@h", "roles": ["apps"]}])
+    problems = problems_of("dev", config)
+    assert problems and not any("hunter2-secret" in p for p in problems)
+
+
+def test_a_secret_set_as_a_secret_is_accepted():
+    config = with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres"})
+    config["ceres:smtp_password"] = "[secret]"
+    assert load_spec("dev", config, {"ceres:smtp_password"}).smtp.username == "ceres"
+
+
+def test_config_of_other_namespaces_is_ignored():
+    assert load_spec("dev", {**DEV, "docker:host": "unix:///x", "aws:region": "eu-west-1"}).domain == "ceres.localhost"

@@ -1,0 +1,141 @@
+"""Properties of the graph the program builds, read from the recording engine."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime import settings
+
+from cli.offline import OfflineEngine, SECRET_MARK
+from components.catalog import EDGES_BY_ID
+from stacks.platform import BUILDABLE_EDGES, planned_edges
+from tests.conftest import stack_config
+from tests.support import by_name, of_type
+
+MAIN = Path(__file__).resolve().parents[2] / "__main__.py"
+
+
+def containers(run):
+    return of_type(run, "docker:index/container:Container")
+
+
+def envs(container) -> list[str]:
+    return container.inputs.get("envs", [])
+
+
+def test_every_database_consumer_has_its_own_database_and_role(offline):
+    run = offline("dev")
+    edges = [r for r in run.resources if r.type == "ceres:integrations:DatabaseEdge"]
+    assert edges, "the dev stack has database edges"
+    hba = next(u["content"] for u in by_name(run, "postgres", "Container").inputs["uploads"] if u["file"].endswith("pg_hba.conf"))
+    for edge in edges:
+        consumer = edge.inputs["source"]
+        command = by_name(run, f"postgres-{consumer}-database", "Command")
+        assert f"CREATE DATABASE {consumer} OWNER {consumer}" in command.inputs["stdin"]
+        assert command.inputs["environment"]["CERES_ROLE_PASSWORD"] == SECRET_MARK
+        assert f"host    {consumer}  {consumer}  all  scram-sha-256" in hba
+        app = by_name(run, consumer, "Container")
+        assert any(e.endswith(f"USER={consumer}") for e in envs(app))
+        assert command.urn in app.dependencies, "the app starts only once its database exists"
+
+
+def test_no_app_uses_the_superuser(offline):
+    for container in containers(offline("dev")):
+        if container.name != "postgres":
+            assert not any("USER=postgres" in e or e.startswith("POSTGRES_") for e in envs(container)), container.name
+
+
+def test_only_the_proxy_publishes_ports(offline):
+    for stack in ("dev", "prod"):
+        for container in containers(offline(stack)):
+            if container.name != "caddy":
+                assert not container.inputs.get("ports"), f"{stack}: {container.name} publishes ports"
+
+
+def test_data_network_is_internal_and_postgres_is_only_on_it(offline):
+    run = offline("dev")
+    data = by_name(run, "local-data", "Network")
+    assert data.inputs["internal"] is True
+    postgres = by_name(run, "postgres", "Container")
+    assert [n["name"] for n in postgres.inputs["networksAdvanced"]] == [data.inputs["name"]]
+
+
+def test_containers_have_the_production_shape(offline):
+    run = offline("prod")
+    images = {r.urn: r.inputs["name"] for r in of_type(run, "RemoteImage")}
+    for container in containers(run):
+        image = next(images[d] for d in container.dependencies if d in images)
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+        assert container.inputs["restart"] == "unless-stopped"
+        assert container.inputs["wait"] is True and container.inputs["healthcheck"]["tests"]
+        assert container.inputs["memory"] >= 64
+        assert container.inputs["name"].startswith("ceres-prod-")
+
+
+def test_edges_live_under_their_consumer(offline):
+    run = offline("dev")
+    urns = {r.urn: r for r in run.resources}
+    for edge in (r for r in run.resources if r.type.startswith("ceres:integrations:")):
+        parent = urns[edge.parent]
+        assert parent.type.startswith("ceres:services:")
+        assert parent.name == EDGES_BY_ID[edge.name].source
+
+
+def test_every_resource_on_a_host_uses_that_hosts_provider(offline):
+    run = offline("prod")
+    providers = {r.urn: r.name for r in of_type(run, "pulumi:providers:docker")}
+    for resource in run.resources:
+        if resource.type.startswith("docker:"):
+            assert providers.get(resource.provider) == "node1-docker", resource.name
+
+
+def test_secrets_stay_secret_everywhere(offline):
+    run = offline("dev")
+    for password in of_type(run, "RandomPassword"):
+        assert "result" in password.secret_outputs
+    # The mock engine's generated values all start with "offline-": none may reach a plain input.
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert "offline-" not in json.dumps(run.outputs)
+    for container in containers(run):
+        assert SECRET_MARK not in json.dumps(container.inputs.get("labels", []))
+
+
+def test_planned_edges_are_exactly_the_edges_built(offline):
+    run = offline("dev")
+    built = {r.name for r in run.resources if r.type.startswith("ceres:integrations:")}
+    from stacks.load import load_spec
+    config, secret_keys = stack_config("dev")
+    assert built == planned_edges(load_spec("dev", config, set(secret_keys)))
+    assert built <= BUILDABLE_EDGES
+
+
+def test_gitea_falls_back_to_sqlite_without_its_database_edge(offline):
+    run = offline("dev", integrations={"db-gitea": False})
+    gitea = by_name(run, "gitea", "Container")
+    assert "GITEA__database__DB_TYPE=sqlite3" in envs(gitea)
+    assert not of_type(run, "Command"), "postgres provisions no database nobody uses"
+
+
+def test_the_program_refuses_bad_config_before_registering_anything():
+    config, secret_keys = stack_config("dev", domain="https://nope", services='{"gitlab": {}}')
+    engine = OfflineEngine("dev", config, secret_keys)
+    with pytest.raises(pulumi.RunError) as caught:
+        engine.run(lambda: runpy.run_path(str(MAIN), run_name="__main__"))
+    message = str(caught.value)
+    assert "ceres:domain" in message and "ceres:services.gitlab" in message
+    assert engine.monitor.recorded == []
+
+
+def test_the_program_exports_the_score_and_matrix():
+    config, secret_keys = stack_config("dev")
+    engine = OfflineEngine("dev", config, secret_keys)
+    engine.run(lambda: runpy.run_path(str(MAIN), run_name="__main__"))
+    exported = settings.get_root_resource().outputs
+    assert set(exported) >= {"integration_score", "integration_matrix"}
+    assert exported["integration_score"]["overall"]["have"] >= 1
+    assert {edge["id"] for edge in exported["integration_matrix"]} == set(EDGES_BY_ID)
