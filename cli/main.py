@@ -20,29 +20,32 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="evaluate the program offline: resources, critical path, score")
     plan.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
+    plan.add_argument("--project", type=Path, default=None, help="project folder holding the stack files (default: here, else CERES's own)")
     plan.add_argument("--format", choices=FORMATS_PLAN, default="text")
     plan.add_argument("--min-score", type=float, default=None, metavar="N",
                       help="exit 1 when the overall integration score is below N percent")
 
     matrix = commands.add_parser("matrix", help="the integration matrix: every catalog edge and its status")
     matrix.add_argument("--stack", default="dev")
+    matrix.add_argument("--project", type=Path, default=None)
     matrix.add_argument("--format", choices=FORMATS_MATRIX, default="text")
 
     render = commands.add_parser("render", help="write every config file the program puts into containers")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
+    render.add_argument("--project", type=Path, default=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Imported here so `ceres --help` stays fast and bad arguments never load the engine.
-    from cli.offline import run_offline, stack_file_config
+    from cli.offline import StackFileError, project_dir, run_offline, stack_file_config
 
     try:
-        config, secret_keys = stack_file_config(args.stack)
+        config, secret_keys = stack_file_config(args.stack, args.project or project_dir())
         run = run_offline(args.stack, config, secret_keys)
-    except FileNotFoundError as error:
+    except StackFileError as error:
         print(f"ceres: {error}", file=sys.stderr)
         return 2
     except ConfigError as error:

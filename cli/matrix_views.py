@@ -6,8 +6,7 @@ Each renderer takes the document `components.score.integration_report` returns:
 
 The grid has one row per edge source and one column per edge target (a service that uses,
 and the service it uses), both in order of first appearance in the edge list, so a service
-sits at the same relative position on both axes. Reasons are shown for missing and
-not-applicable edges only: for a configured edge the report's reason repeats the mechanism.
+sits at the same relative position on both axes. Configured edges have an empty reason.
 
 Pure functions on plain data, standard library only: no Pulumi import.
 """
@@ -211,10 +210,6 @@ def _percent(tally: dict) -> str:
     return "n/a" if tally["percent"] is None else f"{tally['percent']:.1f}%"
 
 
-def _shown_reason(edge: dict) -> str:
-    return "" if edge["status"] == CONFIGURED else edge["reason"]
-
-
 # --- text ---------------------------------------------------------------------------------
 
 
@@ -234,7 +229,7 @@ def _pad(text: str, width: int) -> str:
 
 def _text_grid(grid: Grid) -> list[str]:
     codes = abbreviations(grid.targets)
-    label_width = max(map(len, grid.sources)) + 2
+    label_width = max(map(len, grid.sources), default=0) + 2
     header = " " * label_width + " ".join(_centre(codes[t], HEADER_WIDTH) for t in grid.targets)
     rows = [
         _pad(source, label_width)
@@ -247,9 +242,9 @@ def _text_grid(grid: Grid) -> list[str]:
 def _text_key(codes: dict[str, str]) -> list[str]:
     """The column codes that differ from their names, several to a line."""
     entries = [f"{code} = {name}" for name, code in codes.items() if code != name]
-    per_line = 5
+    per_line, prefix = 5, "columns: "
     chunks = ["   ".join(entries[i:i + per_line]) for i in range(0, len(entries), per_line)]
-    return [("columns: " if i == 0 else " " * 9) + chunk for i, chunk in enumerate(chunks)]
+    return [(prefix if i == 0 else " " * len(prefix)) + chunk for i, chunk in enumerate(chunks)]
 
 
 def _text_legend() -> list[str]:
@@ -267,20 +262,23 @@ def _text_scores(score: dict) -> list[str]:
 
 
 def _text_edges(edges: list[dict], layers: list[str]) -> list[str]:
-    status_width = max(len(f"[{e['status']}]") for e in edges) + 2
-    id_width = max(len(e["id"]) for e in edges) + 2
-    ends_width = max(len(_ends(e)) for e in edges) + 2
+    status_width = max((len(_bracketed(e)) for e in edges), default=0) + 2
+    id_width = max((len(e["id"]) for e in edges), default=0) + 2
+    ends_width = max((len(_ends(e)) for e in edges), default=0) + 2
     lines = ["edges by layer"]
     for layer in layers:
         in_layer = [e for e in edges if e["layer"] == layer]
         if in_layer:
             lines.append(f"  {layer}")
         for e in in_layer:
-            line = f"    {'[' + e['status'] + ']':<{status_width}}{e['id']:<{id_width}}{_ends(e):<{ends_width}}{e['mechanism']}"
-            lines.append(line)
-            if _shown_reason(e):
-                lines.append(" " * (4 + status_width) + "↳ " + _shown_reason(e))
+            lines.append(f"    {_bracketed(e):<{status_width}}{e['id']:<{id_width}}{_ends(e):<{ends_width}}{e['mechanism']}")
+            if e["reason"]:
+                lines.append(" " * (4 + status_width) + "↳ " + e["reason"])
     return lines
+
+
+def _bracketed(edge: dict) -> str:
+    return f"[{edge['status']}]"
 
 
 def _ends(edge: dict) -> str:
@@ -299,7 +297,7 @@ th, td { border: 1px solid #c4c4c4; padding: 0.2rem 0.5rem; text-align: left; ve
 .heat td { width: 1.6rem; height: 1.6rem; padding: 0; text-align: center; vertical-align: middle; }
 .heat th.target { vertical-align: bottom; padding: 0.4rem 0.1rem; }
 .heat th.target span { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
-.heat th.source { white-space: nowrap; }
+.heat th.source, .edges .id, .edges .ends { white-space: nowrap; }
 .legend span { display: inline-block; padding: 0.1rem 0.5rem; margin-right: 0.5rem; border: 1px solid #c4c4c4; }
 """ + "".join(f".{state} {{ background: {colour}; }}\n" for state, colour in COLOURS.items())
 
@@ -323,7 +321,7 @@ def _html_scores(score: dict) -> str:
 
 def _html_legend() -> str:
     spans = "".join(
-        f'<span class="{state}">{_esc(HTML_SYMBOLS[state])} {_esc(MEANINGS[state])}</span>' for state in HTML_SYMBOLS
+        f'<span class="{state}">{_esc(f"{HTML_SYMBOLS[state]} {MEANINGS[state]}".strip())}</span>' for state in HTML_SYMBOLS
     )
     return f'<p class="legend">{spans}</p>'
 
@@ -351,7 +349,7 @@ def _html_cell(grid: Grid, source: str, target: str) -> str:
 
 def _hover_line(edge: dict) -> str:
     status = edge["status"]
-    detail = f"{status}: {edge['reason']}" if _shown_reason(edge) else status
+    detail = f"{status}: {edge['reason']}" if edge["reason"] else status
     return f"{edge['id']}: {edge['mechanism']} ({detail})"
 
 
@@ -359,8 +357,8 @@ def _html_edges(edges: list[dict], layers: list[str]) -> str:
     header = "<tr><th>Layer</th><th>Status</th><th>Edge</th><th>Source → target</th><th>Mechanism</th><th>Reason</th></tr>"
     rows = [
         f"<tr><td>{_esc(e['layer'])}</td><td class=\"{_esc(e['status'])}\">{_esc(e['status'])}</td>"
-        f"<td>{_esc(e['id'])}</td><td>{_esc(_ends(e))}</td><td>{_esc(e['mechanism'])}</td>"
-        f"<td>{_esc(_shown_reason(e))}</td></tr>"
+        f"<td class=\"id\">{_esc(e['id'])}</td><td class=\"ends\">{_esc(_ends(e))}</td><td>{_esc(e['mechanism'])}</td>"
+        f"<td>{_esc(e['reason'])}</td></tr>"
         for layer in layers
         for e in edges
         if e["layer"] == layer

@@ -6,6 +6,7 @@ its type, name, parent, dependencies, provider, inputs (secrets masked) and secr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -22,6 +23,12 @@ from pulumi.runtime.sync_await import _sync_await
 
 PROJECT = "ceres"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def project_dir() -> Path:
+    """The project the user stands in, else the one CERES was installed from."""
+    here = Path.cwd()
+    return here if (here / "Pulumi.yaml").exists() else PROJECT_DIR
 SECRET_MARK = "[secret]"
 _SECRET_SIG = rpc._special_secret_sig
 _SIG_KEY = rpc._special_sig_key
@@ -110,12 +117,21 @@ class RecordingMonitor(mocks.MockMonitor):
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id if request.custom else "", object=body)
 
 
+class StackFileError(Exception):
+    """The stack file is missing or is not a Pulumi stack file."""
+
+
 def stack_file_config(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, str], list[str]]:
     """`Pulumi.<stack>.yaml` as the engine hands it to a program: strings, objects as JSON text."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name} in {project_dir}")
-    document = yaml.safe_load(path.read_text()) or {}
+        raise StackFileError(f"no stack file {path.name} in {project_dir}: create it (pulumi stack init {stack}) or pass --project")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise StackFileError(f"{path}: expected a mapping with a `config:` mapping inside")
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
@@ -140,6 +156,8 @@ class OfflineEngine:
 
     def __init__(self, stack: str, config: dict[str, str], secret_keys: Sequence[str] = ()):
         self.stack = stack
+        # A loop of its own per run: a caller may close it when done without breaking the next run.
+        asyncio.set_event_loop(asyncio.new_event_loop())
         settings.set_root_resource(None)
         pulumi.runtime.set_all_config(config, list(secret_keys))
         mock = OfflineMocks()

@@ -13,9 +13,9 @@ def _direct_dependencies(resource: Recorded) -> list[str]:
 
 
 def dependency_order(resources: list[Recorded]) -> list[Recorded]:
-    """Parents and dependencies before dependents; registration order breaks ties (stable Kahn)."""
+    """Parents and dependencies before dependents; ties go by URN, since the engine registers
+    concurrently and its arrival order differs from run to run."""
     by_urn = {r.urn: r for r in resources}
-    position = {r.urn: index for index, r in enumerate(resources)}
     needs = {
         r.urn: {u for u in [r.parent, *_direct_dependencies(r)] if u in by_urn and u != r.urn}
         for r in resources
@@ -26,7 +26,7 @@ def dependency_order(resources: list[Recorded]) -> list[Recorded]:
         ready = [u for u in by_urn if u not in done and needs[u] <= done]
         if not ready:
             raise ValueError("dependency cycle among: " + ", ".join(sorted(set(by_urn) - done)))
-        nxt = min(ready, key=position.__getitem__)
+        nxt = min(ready)
         ordered.append(by_urn[nxt])
         done.add(nxt)
     return ordered
@@ -59,7 +59,7 @@ def critical_path(resources: list[Recorded]) -> list[str]:
     }
     longest: dict[str, list[str]] = {}
     for r in ordered:
-        best = max((longest[d] for d in waits_on[r.urn] if d in longest), key=len, default=[])
+        best = max((longest[d] for d in sorted(waits_on[r.urn]) if d in longest), key=len, default=[])
         longest[r.urn] = [*best, r.urn]
     return max(longest.values(), key=len, default=[])
 
@@ -95,6 +95,10 @@ def render_plan_text(run: OfflineRun) -> str:
     children: dict[str, list[Recorded]] = {}
     for r in ordered:
         children.setdefault(r.parent, []).append(r)
+    # A component is listed where it finishes: after the last resource it holds.
+    finish = dict(rank)
+    for r in reversed(ordered):
+        finish[r.parent] = max(finish.get(r.parent, -1), finish[r.urn])
     names = {r.urn: r.name for r in run.resources}
     lines = [
         f"CERES offline plan — stack {run.stack}",
@@ -112,11 +116,11 @@ def render_plan_text(run: OfflineRun) -> str:
             lines.append(f"{indent}+ {resource.type:<45} {resource.name}{after}")
         else:
             lines.append(f"{indent}{resource.type} {resource.name}")
-        for child in sorted(children.get(resource.urn, []), key=lambda c: rank[c.urn]):
+        for child in sorted(children.get(resource.urn, []), key=lambda c: finish[c.urn]):
             show(child, depth + 1)
 
     top_level = {r.parent for r in run.resources} - set(names)
-    for root in sorted((r for r in ordered if r.parent in top_level), key=lambda r: rank[r.urn]):
+    for root in sorted((r for r in ordered if r.parent in top_level), key=lambda r: finish[r.urn]):
         show(root, 1)
 
     counts = Counter(r.type for r in run.resources)

@@ -37,9 +37,14 @@ LAYERS: tuple[str, ...] = (
 EXTERNAL_ENDPOINTS: dict[str, str] = {
     "smtp": "the outside mail relay (ceres:smtp)",
     "acme_ca": "the public ACME certificate authority",
-    "docker": "every container on every Docker host",
     "slack": "Slack, an outside SaaS",
     "sms_gateway": "an outside SMS or Telegram gateway",
+}
+
+# Endpoints that stand for a group of the stack's services.
+GROUP_ENDPOINTS: dict[str, str] = {
+    "docker": "every container on every Docker host",
+    "apps": "the apps that speak OTLP: Keycloak, Grafana, Gitea",
 }
 
 # The high-availability tier: present when ceres:ha.enabled is true (prod overlay).
@@ -237,7 +242,7 @@ EDGES: tuple[Edge, ...] = (
          "Loki ruler rules on logs, routed to Alertmanager", ("§7 Loki: Alerting on logs",)),
     Edge("traces-collector", "observability", "trace_pipeline", "otel_collector", "tempo",
          "OTLP receiver exporting to Tempo", ("§7 Tempo: OTEL Collector",)),
-    Edge("traces-apps", "observability", "trace_pipeline", "keycloak", "otel_collector",
+    Edge("traces-apps", "observability", "trace_pipeline", "apps", "otel_collector",
          "apps that speak OTLP (Keycloak, Grafana, Gitea) send traces to the collector",
          ("§7 Tempo: Application instrumentation",)),
     Edge("alerts-uptime-kuma", "observability", "alert_route", "uptime_kuma", "alertmanager",

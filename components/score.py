@@ -4,7 +4,9 @@
 to the stack. Edges that cannot apply are reported with their reason and left out of `want`;
 edges that apply but are not built count as missing, with the reason why.
 
-Pure functions: no Pulumi import.
+A `missing` edge stays in `want` even when the stack's own config rules it out (a disabled
+service, a switch, no mail relay): the platform wants it, and the score says what turning it
+on would take. Pure functions: no Pulumi import.
 """
 
 from __future__ import annotations
@@ -16,19 +18,6 @@ from components.catalog import EDGES, HA_ENDPOINTS, LAYERS, Edge
 from stacks.spec import StackSpec
 
 CONFIGURED, MISSING, NOT_APPLICABLE = "configured", "missing", "not_applicable"
-
-# What the seed itself claimed, per layer (have, want), kept to explain the difference.
-SEED_CLAIMS: dict[str, tuple[int, int]] = {
-    "authentication": (5, 7),
-    "file storage & sync": (1, 6),
-    "development workflow": (2, 8),
-    "communications & notifications": (2, 8),
-    "monitoring & observability": (9, 18),
-    "database & infrastructure": (12, 17),
-    "project management": (1, 5),
-}
-SEED_CLAIMED_OVERALL: tuple[int, int] = (32, 63)
-
 
 @dataclass(frozen=True)
 class EdgeStatus:
@@ -76,7 +65,7 @@ def edge_statuses(spec: StackSpec, present: Iterable[str]) -> list[EdgeStatus]:
         if inapplicable:
             statuses.append(EdgeStatus(edge, NOT_APPLICABLE, inapplicable))
         elif edge.id in built:
-            statuses.append(EdgeStatus(edge, CONFIGURED, edge.mechanism))
+            statuses.append(EdgeStatus(edge, CONFIGURED, ""))
         else:
             reason = why_not_wanted(edge, spec) or "not built by this version of CERES yet"
             statuses.append(EdgeStatus(edge, MISSING, reason))

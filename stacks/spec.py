@@ -280,5 +280,4 @@ class StackSpec(Strict):
 # Secret settings are kept out of the spec: they stay Pulumi secrets and are read where used.
 SECRET_SETTINGS: dict[str, str] = {
     "smtp_password": "password for ceres:smtp.username at the mail relay",
-    "backup_password": "restic repository password (generated when unset)",
 }

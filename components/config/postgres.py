@@ -1,14 +1,37 @@
 """PostgreSQL config text: server settings, client authentication, per-consumer provisioning.
 
-Pure functions of typed inputs; tests feed their output to a real PostgreSQL.
+Pure functions of typed inputs; `tests/components/config/test_postgres_real.py` feeds their
+output to a real PostgreSQL.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Names that mean something else to PostgreSQL or pg_hba.conf: a consumer called `postgres` would
+# take over the superuser, one called `all` would open every database to every role.
+_RESERVED_NAMES = frozenset("""
+    postgres template0 template1 all sameuser samerole samegroup replication public none
+    current_user session_user current_role system_user user analyse analyze and any array as asc
+    asymmetric authorization binary both case cast check collate collation column concurrently
+    constraint create cross current_catalog current_date current_schema current_time
+    current_timestamp default deferrable desc distinct do else end except false fetch for foreign
+    freeze from full grant group having ilike in initially inner intersect into is isnull join
+    lateral leading left like limit localtime localtimestamp natural not notnull null offset on only
+    or order outer overlaps placing primary references returning right select similar some
+    symmetric table tablesample then to trailing true union unique using variadic verbose when
+    where window with
+""".split())
+
+
+def consumer_name(name: str) -> str:
+    """A consumer's role and database name, refused unless it is plain and means nothing special."""
+    if not _IDENTIFIER.match(name) or name in _RESERVED_NAMES or name.startswith("pg_"):
+        raise ValueError(f"{name!r} cannot name a PostgreSQL consumer: use lowercase letters, digits and '_', not a reserved name")
+    return name
 
 
 @dataclass(frozen=True)
@@ -17,12 +40,13 @@ class PostgresSettings:
     consumers: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if self.memory_mb < 64:
+            raise ValueError(f"memory_mb={self.memory_mb}: PostgreSQL needs at least 64")
         for name in self.consumers:
-            if not _IDENTIFIER.match(name):
-                raise ValueError(f"{name!r} is not a safe PostgreSQL identifier")
+            consumer_name(name)
 
 
-# Superuser sessions (docker exec, backups, exporters) and each app's pool, with room to spare.
+# Superuser sessions over `docker exec`, plus each app's connection pool with room to spare.
 CONNECTIONS_PER_CONSUMER = 40
 RESERVED_CONNECTIONS = 20
 
@@ -47,7 +71,10 @@ def postgresql_conf(settings: PostgresSettings) -> str:
 
 
 def pg_hba_conf(settings: PostgresSettings) -> str:
-    """Each consumer may reach only its own database, as its own role, with a password."""
+    """Each consumer may reach only its own database, as its own role, with a password.
+
+    The superuser is local only (`docker exec -u postgres`); everything else is refused.
+    """
     lines = [
         "# Rendered by CERES: who may connect to what.",
         "# TYPE  DATABASE  USER  ADDRESS  METHOD",
@@ -58,28 +85,51 @@ def pg_hba_conf(settings: PostgresSettings) -> str:
     return "\n".join(lines)
 
 
+# Keeps the statement that carries the password out of the server log, even if it is slow or fails.
+_QUIET_SESSION = [
+    "SET log_min_duration_statement = -1;",
+    "SET log_statement = 'none';",
+    "SET log_min_error_statement = panic;",
+]
+
+
 def provision_sql(consumer: str) -> str:
     """Idempotent psql script: the consumer's role and database, its password from $CERES_ROLE_PASSWORD.
 
     The password never appears in the script (or in the process list): psql reads it from the
-    environment and quotes it itself.
+    environment and quotes it itself. Without the variable the script stops before changing anything.
     """
-    if not _IDENTIFIER.match(consumer):
-        raise ValueError(f"{consumer!r} is not a safe PostgreSQL identifier")
+    name = consumer_name(consumer)
     return "\n".join([
         "\\set ON_ERROR_STOP on",
+        *_QUIET_SESSION,
         "\\getenv role_password CERES_ROLE_PASSWORD",
-        f"SELECT 'CREATE ROLE {consumer} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{consumer}')\\gexec",
-        f"ALTER ROLE {consumer} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'role_password';",
-        f"SELECT 'CREATE DATABASE {consumer} OWNER {consumer}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{consumer}')\\gexec",
-        f"REVOKE ALL ON DATABASE {consumer} FROM PUBLIC;",
-        f"GRANT ALL ON DATABASE {consumer} TO {consumer};",
+        "\\if :{?role_password}",
+        "\\else",
+        "DO $$BEGIN RAISE EXCEPTION 'CERES_ROLE_PASSWORD is not set'; END$$;",
+        "\\endif",
+        f"SELECT 'CREATE ROLE {name} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}')\\gexec",
+        f"ALTER ROLE {name} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'role_password';",
+        f"SELECT 'CREATE DATABASE {name} OWNER {name}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{name}')\\gexec",
+        f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
+        f"GRANT ALL ON DATABASE {name} TO {name};",
         "",
     ])
 
 
 def retire_sql(consumer: str) -> str:
-    """When a consumer goes away its data stays: the role only loses the right to log in."""
-    if not _IDENTIFIER.match(consumer):
-        raise ValueError(f"{consumer!r} is not a safe PostgreSQL identifier")
-    return f"ALTER ROLE {consumer} NOLOGIN;\n"
+    """When a consumer goes away its data stays: the role loses the right to log in, and its
+    open sessions end."""
+    name = consumer_name(consumer)
+    return "\n".join([
+        "\\set ON_ERROR_STOP on",
+        f"ALTER ROLE {name} NOLOGIN;",
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{name}';",
+        "",
+    ])
+
+
+def psql_over_docker_exec(container: str, env: tuple[str, ...] = ()) -> str:
+    """The shell command that runs a psql script (on stdin) as the superuser inside `container`."""
+    passed = "".join(f" -e {variable}" for variable in env)
+    return f"docker exec -i -u postgres{passed} {shlex.quote(container)} psql -q -d postgres"

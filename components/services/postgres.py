@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import pulumi
@@ -69,12 +70,12 @@ class PostgreSQL(Service):
 
     def _provision(self, consumer: str, host: DockerHostComponent) -> Database:
         password = random.RandomPassword(f"postgres-{consumer}-password", length=32, special=False, opts=self.child())
-        exec_psql = f"docker exec -i -u postgres -e CERES_ROLE_PASSWORD {self.container.name} psql -q -d postgres"
         provisioning = command.local.Command(
             f"postgres-{consumer}-database",
-            create=exec_psql,
+            create=config.psql_over_docker_exec(self.container.name, env=("CERES_ROLE_PASSWORD",)),
             stdin=config.provision_sql(consumer),
-            delete=f"echo {config.retire_sql(consumer).strip()!r} | docker exec -i -u postgres {self.container.name} psql -q -d postgres",
+            # Retiring keeps the data: the script goes in through printf, as delete gets no stdin.
+            delete=f"printf %s {shlex.quote(config.retire_sql(consumer))} | {config.psql_over_docker_exec(self.container.name)}",
             environment={"DOCKER_HOST": host.host.url, "CERES_ROLE_PASSWORD": password.result},
             opts=self.child(depends_on=[self.container.container]),
         )

@@ -6,7 +6,7 @@ import re
 
 from collections import Counter
 
-from components.catalog import EDGES, EXTERNAL_ENDPOINTS, HA_ENDPOINTS, LAYERS, ROUTING_SEED_ITEMS
+from components.catalog import EDGES, EXTERNAL_ENDPOINTS, GROUP_ENDPOINTS, HA_ENDPOINTS, LAYERS, ROUTING_SEED_ITEMS
 from stacks.spec import SERVICE_NAMES
 from tests.components.seed import category_items, matrix_cells
 
@@ -59,7 +59,7 @@ def test_ids_are_unique_and_stable_in_form():
 
 
 def test_every_edge_has_a_known_layer_and_endpoints():
-    endpoints = set(SERVICE_NAMES) | set(EXTERNAL_ENDPOINTS) | set(HA_ENDPOINTS)
+    endpoints = set(SERVICE_NAMES) | set(EXTERNAL_ENDPOINTS) | set(GROUP_ENDPOINTS) | set(HA_ENDPOINTS)
     for edge in EDGES:
         assert edge.layer in LAYERS, edge.id
         assert {edge.source, edge.target, *edge.via} <= endpoints, edge.id

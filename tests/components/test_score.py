@@ -36,7 +36,9 @@ def test_every_catalog_edge_is_reported_with_a_status_and_reason(offline):
     run = offline("dev")
     reported = statuses(run)
     assert set(reported) == {edge.id for edge in EDGES}
-    assert all(e["status"] in (CONFIGURED, MISSING, NOT_APPLICABLE) and e["reason"] for e in reported.values())
+    for edge in reported.values():
+        assert edge["status"] in (CONFIGURED, MISSING, NOT_APPLICABLE)
+        assert bool(edge["reason"]) == (edge["status"] != CONFIGURED), edge["id"]
 
 
 def test_not_applicable_edges_stay_visible_and_out_of_want(offline):

@@ -175,7 +175,7 @@ def cluster() -> Iterator[Cluster]:
     data = root / "data"
     # A clean environment: nothing from the caller's PG* variables, HOME the postgres user can read.
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "LC_ALL": "C",
-                "PGPASSFILE": os.devnull, "PGCONNECT_TIMEOUT": "10"}
+                "PGPASSFILE": str(root / "no-such-pgpass"), "PGCONNECT_TIMEOUT": "10"}
     cluster = Cluster(bindir=bindir, root=root, data=data, port=free_port(),
                       conf_path=root / "postgresql.conf", hba_path=root / "pg_hba.conf",
                       log_path=root / "server.log", base_env=base_env)

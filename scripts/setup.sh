@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu machine (or any machine with Python >= 3.11) for CERES:
+# a virtualenv in .venv with CERES installed. `setup.sh test` also installs what the tests run:
+# the test extra from PyPI and the real programs from Debian that check rendered configs.
+# Sourced by plan.sh and test.sh; safe to run again (it only adds what is missing).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON="${PYTHON:-python3}"
+# Programs the tests run for real, from Debian's packages.
+TEST_DEBIAN_PACKAGES=(postgresql)
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  local missing=()
+  for package in "$@"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: CERES needs Python 3.11 or newer as \$PYTHON (now: $("$PYTHON" --version 2>&1))" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    apt_install python3-venv
+    "$PYTHON" -m venv .venv
+  fi
+fi
+
+extra=""
+if [ "${1:-}" = "test" ]; then
+  extra="[test]"
+  apt_install "${TEST_DEBIAN_PACKAGES[@]}"
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
