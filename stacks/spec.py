@@ -9,22 +9,21 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$", re.IGNORECASE)
-# Mattermost channel names and Gitea's Slack-type `channel` agree on this alphabet.
-CHANNEL_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
-TEAM_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
-HOST_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-SUBDOMAIN_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9_-](@sha256:[0-9a-f]{64})?$")
-CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
-IPV4_PATTERN = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def matching(pattern: str, hint: str, flags: int = 0) -> AfterValidator:
+    """A string rule: the value must match `pattern`; `hint` says what is allowed."""
+    compiled = re.compile(pattern, flags)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(hint)
+        return value
+
+    return AfterValidator(check)
 
 
 def pinned_image(value: str) -> str:
@@ -40,26 +39,47 @@ def pinned_image(value: str) -> str:
     return value
 
 
+def bare_domain(value: str) -> str:
+    if "://" in value or "/" in value:
+        raise ValueError("give the bare domain without scheme or path, e.g. example.com")
+    return value
+
+
+def cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(re.match(r"^[0-9*/,-]+$", f) for f in fields):
+        raise ValueError("must be a 5-field cron expression, e.g. '0 3 * * *'")
+    return value
+
+
+Image = Annotated[str, AfterValidator(pinned_image)]
+Domain = Annotated[str, AfterValidator(bare_domain), matching(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$",
+    "must be a lowercase DNS name with at least two labels, e.g. ceres.example.com")]
+Subdomain = Annotated[str, matching(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "must be one DNS label: lowercase letters, digits and '-'")]
+Email = Annotated[str, matching(r"^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$", "must be an e-mail address, e.g. ops@example.com", re.IGNORECASE)]
+HostName = Annotated[str, matching(r"^[a-z][a-z0-9-]{0,30}$", "must start with a letter and use lowercase letters, digits and '-' (at most 31)")]
+DockerUrl = Annotated[str, matching(r"^(unix:///.+|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$", "must be unix:///path/to/docker.sock or ssh://user@host[:port]")]
+IPv4 = Annotated[str, matching(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$", "must be an IPv4 address free on the hosts' network, e.g. 10.0.0.100")]
+# Mattermost channel names and Gitea's Slack-type `channel` agree on this alphabet.
+ChannelName = Annotated[str, matching(r"^[a-z0-9_-]{1,64}$", "must be 1-64 of lowercase letters, digits, '-' and '_'")]
+TeamName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,63}$", "must start with a letter, then 1-63 lowercase letters, digits or '-'")]
+Cron = Annotated[str, AfterValidator(cron)]
+HttpsUrl = Annotated[str, matching(r"^https://\S+$", "must be an https:// URL")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class ServiceSpec(Strict):
     """One service of the platform: whether it runs and which image it runs."""
 
     enabled: bool
-    image: str
+    image: Image
     memory_mb: int = Field(ge=64, le=65536)
     # Public services are routed by Caddy at https://<subdomain>.<domain>.
-    subdomain: str | None = None
-
-    @field_validator("image")
-    @classmethod
-    def _image_is_pinned(cls, value: str) -> str:
-        return pinned_image(value)
-
-    @field_validator("subdomain")
-    @classmethod
-    def _subdomain_is_a_label(cls, value: str | None) -> str | None:
-        if value is not None and not SUBDOMAIN_PATTERN.match(value):
-            raise ValueError("must be one DNS label: lowercase letters, digits and '-'")
-        return value
+    subdomain: Subdomain | None = None
 
 
 class MattermostSpec(ServiceSpec):
@@ -95,9 +115,6 @@ class Services(Strict):
     def get(self, name: str) -> ServiceSpec:
         return getattr(self, name)
 
-    def enabled_names(self) -> set[str]:
-        return {name for name in type(self).model_fields if self.get(name).enabled}
-
 
 SERVICE_NAMES: tuple[str, ...] = tuple(Services.model_fields)
 
@@ -112,22 +129,10 @@ class AcmeTls(Strict):
     """Certificates from an ACME CA (Let's Encrypt by default) for public names."""
 
     mode: Literal["acme"]
-    email: str
-    ca_url: str = "https://acme-v02.api.letsencrypt.org/directory"
+    email: Email
+    ca_url: HttpsUrl = "https://acme-v02.api.letsencrypt.org/directory"
 
-    @field_validator("email")
-    @classmethod
-    def _email_is_an_address(cls, value: str) -> str:
-        if not EMAIL_PATTERN.match(value):
-            raise ValueError("must be an e-mail address the ACME CA can write to, e.g. ops@example.com")
-        return value
 
-    @field_validator("ca_url")
-    @classmethod
-    def _ca_is_https(cls, value: str) -> str:
-        if not value.startswith("https://"):
-            raise ValueError("must be an https:// ACME directory URL")
-        return value
 
 
 Tls = Annotated[Union[InternalTls, AcmeTls], Field(discriminator="mode")]
@@ -138,25 +143,11 @@ HostRole = Literal["apps", "ha"]
 class DockerHost(Strict):
     """A Docker engine the stack deploys to, and what it is for."""
 
-    name: str
-    url: str
+    name: HostName
+    url: DockerUrl
     roles: tuple[HostRole, ...] = Field(min_length=1)
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_label(cls, value: str) -> str:
-        if not HOST_NAME_PATTERN.match(value):
-            raise ValueError("must start with a letter and use lowercase letters, digits and '-' (at most 31)")
-        return value
 
-    @field_validator("url")
-    @classmethod
-    def _url_is_a_docker_endpoint(cls, value: str) -> str:
-        if value.startswith("unix:///"):
-            return value
-        if re.match(r"^ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?$", value):
-            return value
-        raise ValueError("must be unix:///path/to/docker.sock or ssh://user@host[:port]")
 
 
 class HaSpec(Strict):
@@ -167,43 +158,25 @@ class HaSpec(Strict):
     postgres_members: int
     redis_sentinels: int
     synchronous_mode: bool
-    virtual_ip: str | None = None
+    virtual_ip: IPv4 | None = None
 
-    @field_validator("virtual_ip")
-    @classmethod
-    def _vip_is_ipv4(cls, value: str | None) -> str | None:
-        if value is not None and not IPV4_PATTERN.match(value):
-            raise ValueError("must be an IPv4 address free on the hosts' network, e.g. 10.0.0.100")
-        return value
 
 
 class Channels(Strict):
     """Mattermost channels each kind of event goes to."""
 
-    dev: str
-    projects: str
-    ops: str
-    alerts: str
-    files: str
+    dev: ChannelName
+    projects: ChannelName
+    ops: ChannelName
+    alerts: ChannelName
+    files: ChannelName
 
-    @field_validator("*")
-    @classmethod
-    def _is_a_channel_name(cls, value: str) -> str:
-        if not CHANNEL_PATTERN.match(value):
-            raise ValueError("must be 1-64 of lowercase letters, digits, '-' and '_'")
-        return value
 
 
 class ChatSpec(Strict):
-    team: str
+    team: TeamName
     channels: Channels
 
-    @field_validator("team")
-    @classmethod
-    def _is_a_team_name(cls, value: str) -> str:
-        if not TEAM_PATTERN.match(value):
-            raise ValueError("must start with a letter, then 1-63 lowercase letters, digits or '-'")
-        return value
 
 
 class SmtpSpec(Strict):
@@ -211,39 +184,26 @@ class SmtpSpec(Strict):
 
     host: str
     port: int = Field(ge=1, le=65535)
-    from_address: str
+    from_address: Email
     username: str | None = None
     starttls: bool = True
 
-    @field_validator("from_address")
-    @classmethod
-    def _from_is_an_address(cls, value: str) -> str:
-        if not EMAIL_PATTERN.match(value):
-            raise ValueError("must be an e-mail address, e.g. ceres@example.com")
-        return value
 
 
 class BackupSpec(Strict):
-    schedule: str
+    schedule: Cron
     repository: str
     keep_daily: int = Field(ge=1)
     keep_weekly: int = Field(ge=0)
     keep_monthly: int = Field(ge=0)
 
-    @field_validator("schedule")
-    @classmethod
-    def _is_cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
-            raise ValueError("must be a 5-field cron expression, e.g. '0 3 * * *'")
-        return value
 
 
 class StackSpec(Strict):
     """Everything one stack needs, validated before any resource is registered."""
 
     tier: Literal["dev", "prod"]
-    domain: str
+    domain: Domain
     tls: Tls
     services: Services
     hosts: tuple[DockerHost, ...] = Field(min_length=1)
@@ -254,14 +214,6 @@ class StackSpec(Strict):
     # Edge id -> False switches a catalog edge off; True insists on it (config fails if it cannot be built).
     integrations: dict[str, bool] = Field(default_factory=dict)
 
-    @field_validator("domain")
-    @classmethod
-    def _is_a_domain(cls, value: str) -> str:
-        if "://" in value or "/" in value:
-            raise ValueError("give the bare domain without scheme or path, e.g. example.com")
-        if not DOMAIN_PATTERN.match(value):
-            raise ValueError("must be a lowercase DNS name with at least two labels, e.g. ceres.example.com")
-        return value
 
     def enabled(self, service: str) -> bool:
         return self.services.get(service).enabled
