@@ -124,3 +124,11 @@ def test_a_missing_or_unreadable_stack_file_is_a_clear_error(tmp_path):
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
     result = run_ceres("plan", "--stack", "bad", "--project", str(tmp_path))
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("fmt, marker", [("text", "CERES integration matrix — stack prod"), ("html", "<!DOCTYPE html>"), ("mermaid", "graph LR")])
+def test_matrix_formats_from_the_command_line(fmt, marker, capsys):
+    assert main(["matrix", "--stack", "prod", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(marker) or marker in out.splitlines()[0]
+    assert "db-gitea" in out
