@@ -93,10 +93,12 @@ def _matrix(run, args) -> int:
 def _render(run, args) -> int:
     from cli.render import write_files
 
-    written = write_files(run, args.out)
-    for path in written:
+    rendered = write_files(run, args.out)
+    for path in rendered.written:
         print(path)
-    print(f"ceres: wrote {len(written)} config files for stack {run.stack} under {args.out}", file=sys.stderr)
+    for secret in rendered.withheld:
+        print(f"ceres: not written, carries a secret: {secret}", file=sys.stderr)
+    print(f"ceres: wrote {len(rendered.written)} config files for stack {run.stack} under {args.out}", file=sys.stderr)
     return 0
 
 

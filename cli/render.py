@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from cli.offline import SECRET_MARK, OfflineRun
@@ -20,15 +21,23 @@ def container_files(run: OfflineRun) -> dict[str, dict[str, str]]:
     return files
 
 
-def write_files(run: OfflineRun, out: Path) -> list[Path]:
-    """Write `<out>/<service>/<container path>`; refuses secret content rather than leak it."""
-    written = []
+@dataclass
+class Rendered:
+    written: list[Path] = field(default_factory=list)
+    # Files that carry credentials stay secret: named, never written.
+    withheld: list[str] = field(default_factory=list)
+
+
+def write_files(run: OfflineRun, out: Path) -> Rendered:
+    """Write `<out>/<service>/<container path>` for every plain config file."""
+    rendered = Rendered()
     for service, files in sorted(container_files(run).items()):
         for container_path, content in sorted(files.items()):
             if content == SECRET_MARK:
-                raise ValueError(f"{service}:{container_path} carries a secret; config files must not")
+                rendered.withheld.append(f"{service}:{container_path}")
+                continue
             target = out / service / PurePosixPath(container_path).relative_to("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
-            written.append(target)
-    return written
+            rendered.written.append(target)
+    return rendered

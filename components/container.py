@@ -1,20 +1,54 @@
 """The production shape every service container shares: pinned image, named volumes,
-healthcheck with `wait`, restart policy, memory limit, config files uploaded, no published ports.
+healthcheck with `wait`, restart policy, memory limit, config files uploaded, and no published
+ports unless the service is the proxy.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_host import DockerHostComponent
+from components.docker_host import PROBE, DockerHostComponent
 from stacks.spec import ServiceSpec
 
 
+@dataclass(frozen=True)
+class Healthcheck:
+    """A Docker healthcheck; `start_period` gives slow starters (JVMs, migrations) time."""
+
+    test: list[str]
+    start_period: str = "30s"
+    interval: str = "10s"
+    timeout: str = "5s"
+    retries: int = 6
+
+
+def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck:
+    """Healthy when `url` answers 2xx, probed with a client the image ships (`wget`, `curl`),
+    or with `probe`: the static busybox every host mounts into images that ship none."""
+    commands = {
+        "wget": ["CMD", "wget", "-q", "-O", "/dev/null", url],
+        "curl": ["CMD", "curl", "-fsS", "-o", "/dev/null", url],
+        "probe": ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", url],
+    }
+    return Healthcheck(commands[tool], **timing)
+
+
+def tcp_check(port: int, **timing: str | int) -> Healthcheck:
+    """Healthy when something listens on `port` (for services with no HTTP health endpoint)."""
+    return Healthcheck(["CMD", PROBE, "nc", "-z", "127.0.0.1", str(port)], **timing)
+
+
 class ServiceContainer:
-    """The image, volumes and container of one service, created as children of `owner`."""
+    """The image, volumes and container of one service, created as children of `owner`.
+
+    `files` are plain config text; `secret_files` carry credentials and stay secret in state
+    (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
+    proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it).
+    """
 
     def __init__(
         self,
@@ -24,43 +58,72 @@ class ServiceContainer:
         spec: ServiceSpec,
         host: DockerHostComponent,
         networks: Sequence[docker.Network],
-        healthcheck: list[str],
+        healthcheck: Healthcheck,
         envs: Sequence[pulumi.Input[str]] = (),
-        command: list[str] | None = None,
-        volumes: dict[str, str] | None = None,
-        files: dict[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        entrypoint: Sequence[str] | None = None,
+        user: str | None = None,
+        volumes: Mapping[str, str] | None = None,
+        files: Mapping[str, str] | None = None,
+        secret_files: Mapping[str, pulumi.Input[str]] | None = None,
+        binds: Mapping[str, str] | None = None,
+        ports: Mapping[int, int] | None = None,
         aliases: Sequence[str] = (),
         depends_on: Sequence[pulumi.Resource] = (),
+        wait_timeout: int = 300,
     ):
         child = pulumi.ResourceOptions(parent=owner)
+        self.service = service
         self.name = host.container_name(service)
+        self.alias = service.replace("_", "-")
         self.image = docker.RemoteImage(f"{service}-image", name=spec.image, keep_locally=True, opts=child)
-        named_volumes = [
+        mounts = [
             docker.ContainerVolumeArgs(
                 volume_name=docker.Volume(volume, name=f"{host.prefix}-{volume}", opts=child).name,
                 container_path=path,
             )
             for volume, path in (volumes or {}).items()
         ]
+        mounts += [
+            docker.ContainerVolumeArgs(host_path=source, container_path=path, read_only=True)
+            for source, path in (binds or {}).items()
+        ]
+        if PROBE in " ".join(healthcheck.test):
+            mounts.append(docker.ContainerVolumeArgs(
+                volume_name=host.probe_volume.name, container_path=PROBE.rsplit("/", 1)[0], read_only=True,
+            ))
+            depends_on = [*depends_on, host.probe_ready]
+        uploads = [docker.ContainerUploadArgs(file=path, content=text) for path, text in (files or {}).items()]
+        uploads += [
+            docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(text))
+            for path, text in (secret_files or {}).items()
+        ]
         self.container = docker.Container(
             service,
             name=self.name,
             image=self.image.image_id,
             envs=list(envs),
-            command=command,
-            volumes=named_volumes,
-            uploads=[docker.ContainerUploadArgs(file=path, content=text) for path, text in (files or {}).items()],
+            command=list(command) if command else None,
+            entrypoints=list(entrypoint) if entrypoint else None,
+            user=user,
+            volumes=mounts,
+            uploads=uploads,
+            ports=[docker.ContainerPortArgs(internal=inside, external=outside) for inside, outside in (ports or {}).items()],
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[service.replace("_", "-"), *aliases])
+                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[self.alias, *aliases])
                 for network in networks
             ],
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=healthcheck, interval="10s", timeout="5s", retries=6, start_period="30s",
+                tests=healthcheck.test,
+                interval=healthcheck.interval,
+                timeout=healthcheck.timeout,
+                retries=healthcheck.retries,
+                start_period=healthcheck.start_period,
             ),
             restart="unless-stopped",
             memory=spec.memory_mb,
             wait=True,
-            wait_timeout=300,
+            wait_timeout=wait_timeout,
             labels=[
                 docker.ContainerLabelArgs(label="io.ceres.service", value=service),
                 docker.ContainerLabelArgs(label="io.ceres.stack", value=pulumi.get_stack()),

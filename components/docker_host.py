@@ -1,4 +1,4 @@
-"""A Docker engine of the stack: its provider and the networks services attach to."""
+"""A Docker engine of the stack: its provider, the networks services attach to, and the probe tools."""
 
 from __future__ import annotations
 
@@ -7,13 +7,23 @@ import pulumi_docker as docker
 
 from stacks.spec import DockerHost
 
+# A static busybox, mounted read-only into images that ship no HTTP client or shell,
+# so their healthchecks can still probe them from inside.
+PROBE_IMAGE = "busybox:1.37.0-musl"
+PROBE = "/ceres-probe/busybox"
+
+NETWORKS = {
+    # Caddy and the apps it routes; the only network with a way out.
+    "edge": False,
+    # Databases and caches with their consumers and exporters.
+    "data": True,
+    # Metrics, logs and traces between the observability services and what they watch.
+    "monitoring": True,
+}
+
 
 class DockerHostComponent(pulumi.ComponentResource):
-    """One host: every resource placed here uses this host's docker provider.
-
-    Networks: `edge` joins Caddy and the apps it routes; `data` is internal (no route out)
-    and joins databases and caches to their consumers only.
-    """
+    """One host: every resource placed here uses this host's docker provider."""
 
     def __init__(self, host: DockerHost, prefix: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ceres:platform:DockerHost", host.name, {"url": host.url, "roles": list(host.roles)}, opts)
@@ -21,26 +31,61 @@ class DockerHostComponent(pulumi.ComponentResource):
         self.prefix = prefix
         self.provider = docker.Provider(f"{host.name}-docker", host=host.url, opts=pulumi.ResourceOptions(parent=self))
         self._networks: dict[str, docker.Network] = {}
+        self._probe: tuple[docker.Volume, docker.Container] | None = None
         self.register_outputs({"url": host.url})
 
-    def _network(self, purpose: str, internal: bool) -> docker.Network:
-        # Created on first use, so a host gets only the networks its services attach to.
+    def _on_host(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+    def network(self, purpose: str) -> docker.Network:
+        """The host's network for `purpose` (see NETWORKS), created on first use so a host gets
+        only the networks its services attach to."""
         if purpose not in self._networks:
             self._networks[purpose] = docker.Network(
                 f"{self.host.name}-{purpose}",
                 name=f"{self.prefix}-{purpose}",
-                internal=internal,
-                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+                internal=NETWORKS[purpose],
+                opts=self._on_host(),
             )
         return self._networks[purpose]
 
     @property
     def edge_network(self) -> docker.Network:
-        return self._network("edge", internal=False)
+        return self.network("edge")
 
     @property
     def data_network(self) -> docker.Network:
-        return self._network("data", internal=True)
+        return self.network("data")
+
+    @property
+    def monitoring_network(self) -> docker.Network:
+        return self.network("monitoring")
+
+    def _probe_tools(self) -> tuple[docker.Volume, docker.Container]:
+        if self._probe is None:
+            volume = docker.Volume(f"{self.host.name}-probe", name=f"{self.prefix}-probe", opts=self._on_host())
+            image = docker.RemoteImage(f"{self.host.name}-probe-image", name=PROBE_IMAGE, keep_locally=True, opts=self._on_host())
+            # A one-shot container: copies busybox into the volume and exits; `attach` waits for it.
+            fill = docker.Container(
+                f"{self.host.name}-probe-fill",
+                name=f"{self.prefix}-probe-fill",
+                image=image.image_id,
+                command=["cp", "/bin/busybox", PROBE],
+                volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=PROBE.rsplit("/", 1)[0])],
+                attach=True,
+                must_run=False,
+                opts=self._on_host(),
+            )
+            self._probe = (volume, fill)
+        return self._probe
+
+    @property
+    def probe_volume(self) -> docker.Volume:
+        return self._probe_tools()[0]
+
+    @property
+    def probe_ready(self) -> docker.Container:
+        return self._probe_tools()[1]
 
     def placed(self) -> pulumi.ResourceOptions:
         """Options that put a service component (and all it creates) on this host."""

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_random as random
 
 from components.base import Service
-from components.container import ServiceContainer
+from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.database import DatabaseEdge
 from components.services.postgres import PostgreSQL
@@ -62,7 +62,7 @@ class Gitea(Service):
             networks=networks,
             envs=envs,
             volumes={"gitea-data": "/data"},
-            healthcheck=["CMD", "curl", "-fsS", f"http://localhost:{HTTP_PORT}/api/healthz"],
+            healthcheck=http_check(f"http://localhost:{HTTP_PORT}/api/healthz", tool="curl"),
             depends_on=depends_on,
         )
         self.url = root_url

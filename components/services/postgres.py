@@ -12,7 +12,7 @@ import pulumi_random as random
 from components.base import Service
 from components.config import postgres as config
 from components.docker_host import DockerHostComponent
-from components.container import ServiceContainer
+from components.container import Healthcheck, ServiceContainer
 from stacks.spec import ServiceSpec
 
 PORT = 5432
@@ -60,7 +60,7 @@ class PostgreSQL(Service):
                 f"{CONFIG_DIR}/postgresql.conf": config.postgresql_conf(settings),
                 f"{CONFIG_DIR}/pg_hba.conf": config.pg_hba_conf(settings),
             },
-            healthcheck=["CMD", "pg_isready", "-U", "postgres", "-d", "postgres"],
+            healthcheck=Healthcheck(["CMD", "pg_isready", "-U", "postgres", "-d", "postgres"]),
         )
         self.host_name = "postgres"
         self._databases = {
