@@ -34,16 +34,26 @@ def consumer_name(name: str) -> str:
     return name
 
 
+# The exporter's role: reads the statistics views (pg_monitor), owns nothing, reaches only `postgres`.
+MONITOR_ROLE = "ceres_monitor"
+MONITOR_DATABASE = "postgres"
+MONITOR_CONNECTION_LIMIT = 5
+
+
 @dataclass(frozen=True)
 class PostgresSettings:
     memory_mb: int
     consumers: tuple[str, ...]
+    # Adds the monitoring role and its hba line.
+    monitoring: bool = False
 
     def __post_init__(self) -> None:
         if self.memory_mb < 64:
             raise ValueError(f"memory_mb={self.memory_mb}: PostgreSQL needs at least 64")
         for name in self.consumers:
             consumer_name(name)
+            if name == MONITOR_ROLE:
+                raise ValueError(f"{name!r} is the monitoring role's name; it cannot name a consumer")
 
 
 # Superuser sessions over `docker exec`, plus each app's connection pool with room to spare.
@@ -81,6 +91,8 @@ def pg_hba_conf(settings: PostgresSettings) -> str:
         "local   all       postgres          peer",
     ]
     lines += [f"host    {name}  {name}  all  scram-sha-256" for name in settings.consumers]
+    if settings.monitoring:
+        lines.append(f"host    {MONITOR_DATABASE}  {MONITOR_ROLE}  all  scram-sha-256")
     lines += ["host    all       all       all      reject", ""]
     return "\n".join(lines)
 
@@ -93,6 +105,18 @@ _QUIET_SESSION = [
 ]
 
 
+# Stops before changing anything unless $CERES_ROLE_PASSWORD is set; psql quotes it itself.
+_PASSWORD_FROM_ENVIRONMENT = [
+    "\\set ON_ERROR_STOP on",
+    *_QUIET_SESSION,
+    "\\getenv role_password CERES_ROLE_PASSWORD",
+    "\\if :{?role_password}",
+    "\\else",
+    "DO $$BEGIN RAISE EXCEPTION 'CERES_ROLE_PASSWORD is not set'; END$$;",
+    "\\endif",
+]
+
+
 def provision_sql(consumer: str) -> str:
     """Idempotent psql script: the consumer's role and database, its password from $CERES_ROLE_PASSWORD.
 
@@ -101,18 +125,30 @@ def provision_sql(consumer: str) -> str:
     """
     name = consumer_name(consumer)
     return "\n".join([
-        "\\set ON_ERROR_STOP on",
-        *_QUIET_SESSION,
-        "\\getenv role_password CERES_ROLE_PASSWORD",
-        "\\if :{?role_password}",
-        "\\else",
-        "DO $$BEGIN RAISE EXCEPTION 'CERES_ROLE_PASSWORD is not set'; END$$;",
-        "\\endif",
+        *_PASSWORD_FROM_ENVIRONMENT,
         f"SELECT 'CREATE ROLE {name} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}')\\gexec",
         f"ALTER ROLE {name} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'role_password';",
         f"SELECT 'CREATE DATABASE {name} OWNER {name}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{name}')\\gexec",
         f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
         f"GRANT ALL ON DATABASE {name} TO {name};",
+        "",
+    ])
+
+
+def monitoring_sql() -> str:
+    """Idempotent psql script: the monitoring role, its password from $CERES_ROLE_PASSWORD.
+
+    pg_monitor lets it read every statistics view and setting; it owns no database, its
+    sessions are read-only by default, and pg_hba lets it reach only the `postgres` database.
+    """
+    name = MONITOR_ROLE
+    return "\n".join([
+        *_PASSWORD_FROM_ENVIRONMENT,
+        f"SELECT 'CREATE ROLE {name} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}')\\gexec",
+        f"ALTER ROLE {name} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+        f" CONNECTION LIMIT {MONITOR_CONNECTION_LIMIT} PASSWORD :'role_password';",
+        f"ALTER ROLE {name} SET default_transaction_read_only = on;",
+        f"GRANT pg_monitor TO {name};",
         "",
     ])
 

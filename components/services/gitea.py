@@ -6,23 +6,34 @@ import pulumi
 import pulumi_random as random
 
 from components.base import Service
+from components.bootstrap import ContainerScript
+from components.config import gitea as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.cache import CacheEdge
 from components.integrations.database import DatabaseEdge
 from components.services.postgres import PostgreSQL
+from components.services.redis import Redis
 from stacks.spec import StackSpec
 
 HTTP_PORT = 3000
 
 
 class Gitea(Service):
-    """Gitea behind Caddy at its public URL; PostgreSQL when the db-gitea edge is on, SQLite otherwise."""
+    """Gitea behind Caddy at its public URL.
+
+    PostgreSQL when the db-gitea edge is on, SQLite otherwise; cache, sessions and queues in
+    Redis when the cache-gitea edge is on, in memory, files and its own LevelDB otherwise.
+    Bootstraps an admin and the platform's API token; serves /metrics behind a bearer token.
+    """
 
     def __init__(
         self,
         spec: StackSpec,
         host: DockerHostComponent,
-        postgres: PostgreSQL | None,
+        *,
+        postgres: PostgreSQL | None = None,
+        redis: Redis | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("gitea", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -30,6 +41,8 @@ class Gitea(Service):
         root_url = spec.public_url("gitea")
         secret_key = random.RandomPassword("gitea-secret-key", length=64, special=False, opts=self.child())
         internal_token = random.RandomPassword("gitea-internal-token", length=64, special=False, opts=self.child())
+        metrics_token = random.RandomPassword("gitea-metrics-token", length=32, special=False, opts=self.child())
+        admin_password = random.RandomPassword("gitea-admin-password", length=32, special=False, opts=self.child())
         envs: list[pulumi.Input[str]] = [
             "USER_UID=1000",
             "USER_GID=1000",
@@ -43,6 +56,9 @@ class Gitea(Service):
             "GITEA__service__DISABLE_REGISTRATION=true",
             pulumi.Output.concat("GITEA__security__SECRET_KEY=", secret_key.result),
             pulumi.Output.concat("GITEA__security__INTERNAL_TOKEN=", internal_token.result),
+            "GITEA__metrics__ENABLED=true",
+            pulumi.Output.concat("GITEA__metrics__TOKEN=", metrics_token.result),
+            f"GITEA__webhook__ALLOWED_HOST_LIST={config.webhook_allowed_hosts(spec.domain)}",
         ]
         networks = [host.edge_network]
         depends_on: list[pulumi.Resource] = []
@@ -50,10 +66,20 @@ class Gitea(Service):
             self.database = DatabaseEdge(self, postgres)
             envs += ["GITEA__database__DB_TYPE=postgres", "GITEA__database__SSL_MODE=disable"]
             envs += self.database.env("GITEA__database__", {"HOST": "host_port", "NAME": "name", "USER": "user", "PASSWD": "password"})
-            networks.append(host.data_network)
             depends_on.append(self.database.database.ready)
         else:
             envs += ["GITEA__database__DB_TYPE=sqlite3", "GITEA__database__PATH=/data/gitea/gitea.db"]
+        if redis is not None:
+            self.cache = CacheEdge(self, redis)
+            # One URL (user, password, database) for all three: Gitea parses each with go-redis.
+            envs += ["GITEA__cache__ADAPTER=redis", "GITEA__session__PROVIDER=redis", "GITEA__queue__TYPE=redis"]
+            envs += self.cache.env("GITEA__", {"cache__HOST": "url", "session__PROVIDER_CONFIG": "url", "queue__CONN_STR": "url"})
+            depends_on.append(self.cache.login.ready)
+        else:
+            # Single instance: sessions survive restarts in files, queues in the volume's LevelDB.
+            envs += ["GITEA__cache__ADAPTER=memory", "GITEA__session__PROVIDER=file", "GITEA__queue__TYPE=level"]
+        if postgres is not None or redis is not None:
+            networks.append(host.data_network)
         self.container = ServiceContainer(
             self,
             "gitea",
@@ -62,8 +88,33 @@ class Gitea(Service):
             networks=networks,
             envs=envs,
             volumes={"gitea-data": "/data"},
+            # The image ships curl.
             healthcheck=http_check(f"http://localhost:{HTTP_PORT}/api/healthz", tool="curl"),
             depends_on=depends_on,
         )
+        bootstrap = ContainerScript(
+            self,
+            "gitea-bootstrap",
+            container=self.container,
+            host=host,
+            script=config.bootstrap_script(config.Bootstrap(
+                admin_username=config.ADMIN_USERNAME,
+                admin_email=f"{config.ADMIN_USERNAME}@{spec.domain}",
+                token_name=config.TOKEN_NAME,
+                api_url=f"http://localhost:{HTTP_PORT}/api/v1",
+            )),
+            env={config.ADMIN_PASSWORD_VARIABLE: admin_password.result},
+            # The gitea CLI refuses to run as root.
+            user="git",
+            secret_output=True,
+        )
         self.url = root_url
+        self.admin_username = config.ADMIN_USERNAME
+        self.admin_password: pulumi.Output[str] = admin_password.result
+        self.api_token: pulumi.Output[str] = pulumi.Output.secret(bootstrap.output)
+        self.metrics_token: pulumi.Output[str] = metrics_token.result
         self.register_outputs({"url": root_url})
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.container.alias}:{HTTP_PORT}"

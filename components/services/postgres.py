@@ -35,6 +35,7 @@ class PostgreSQL(Service):
     """The server, plus each consumer's role and database, created here from the list of consumers.
 
     Consumers get their credentials through `database(consumer)`; no app gets the superuser.
+    With `monitoring=True` it also makes the exporter's role, reached through `monitoring_login()`.
     """
 
     def __init__(
@@ -43,9 +44,11 @@ class PostgreSQL(Service):
         host: DockerHostComponent,
         consumers: tuple[str, ...],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        monitoring: bool = False,
     ):
         super().__init__("postgres", pulumi.ResourceOptions.merge(host.placed(), opts))
-        settings = config.PostgresSettings(memory_mb=spec.memory_mb, consumers=consumers)
+        settings = config.PostgresSettings(memory_mb=spec.memory_mb, consumers=consumers, monitoring=monitoring)
         superuser_password = random.RandomPassword("postgres-superuser", length=32, special=False, opts=self.child())
         self.container = ServiceContainer(
             self,
@@ -64,24 +67,35 @@ class PostgreSQL(Service):
         )
         self.host_name = "postgres"
         self._databases = {
-            consumer: self._provision(consumer, host) for consumer in consumers
+            consumer: self._provision(host, consumer, consumer, f"postgres-{consumer}-database", config.provision_sql(consumer))
+            for consumer in consumers
         }
-        self.register_outputs({"consumers": list(consumers)})
+        self._monitoring = (
+            self._provision(host, config.MONITOR_ROLE, config.MONITOR_DATABASE, "postgres-monitoring-role", config.monitoring_sql())
+            if monitoring else None
+        )
+        self.register_outputs({"consumers": list(consumers), "monitoring": monitoring})
 
-    def _provision(self, consumer: str, host: DockerHostComponent) -> Database:
-        password = random.RandomPassword(f"postgres-{consumer}-password", length=32, special=False, opts=self.child())
+    def _provision(self, host: DockerHostComponent, role: str, database: str, step: str, sql: str) -> Database:
+        password = random.RandomPassword(f"postgres-{role}-password", length=32, special=False, opts=self.child())
         provisioning = command.local.Command(
-            f"postgres-{consumer}-database",
+            step,
             create=config.psql_over_docker_exec(self.container.name, env=("CERES_ROLE_PASSWORD",)),
-            stdin=config.provision_sql(consumer),
+            stdin=sql,
             # Retiring keeps the data: the script goes in through printf, as delete gets no stdin.
-            delete=f"printf %s {shlex.quote(config.retire_sql(consumer))} | {config.psql_over_docker_exec(self.container.name)}",
+            delete=f"printf %s {shlex.quote(config.retire_sql(role))} | {config.psql_over_docker_exec(self.container.name)}",
             environment={"DOCKER_HOST": host.host.url, "CERES_ROLE_PASSWORD": password.result},
             opts=self.child(depends_on=[self.container.container]),
         )
-        return Database(self.host_name, PORT, consumer, consumer, password.result, provisioning)
+        return Database(self.host_name, PORT, database, role, password.result, provisioning)
 
     def database(self, consumer: str) -> Database:
         if consumer not in self._databases:
             raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
         return self._databases[consumer]
+
+    def monitoring_login(self) -> Database:
+        """The exporter's login: role `ceres_monitor` (pg_monitor, read-only) on database `postgres`."""
+        if self._monitoring is None:
+            raise KeyError("postgres was built without monitoring=True, so it has no monitoring role")
+        return self._monitoring

@@ -28,7 +28,9 @@ from typing import Iterator
 import pytest
 
 from components.config.postgres import (
+    MONITOR_ROLE,
     PostgresSettings,
+    monitoring_sql,
     pg_hba_conf,
     postgresql_conf,
     provision_sql,
@@ -37,7 +39,7 @@ from components.config.postgres import (
 
 TIMEOUT = 30  # seconds, for every subprocess call and for startup
 CONSUMERS = ("gitea", "keycloak")
-SETTINGS = PostgresSettings(memory_mb=256, consumers=CONSUMERS)
+SETTINGS = PostgresSettings(memory_mb=256, consumers=CONSUMERS, monitoring=True)
 PRODUCTION_HBA_LINE = "hba_file = '/etc/postgresql/pg_hba.conf'"
 SERVER_BINARIES = ("initdb", "postgres", "pg_ctl", "pg_isready", "psql")
 INSTALL_HINT = "run `apt-get install -y postgresql` (Debian's PostgreSQL server and client)"
@@ -367,7 +369,77 @@ def test_password_is_not_in_script_text_or_server_log(cluster: Cluster) -> None:
     assert password not in cluster.log_path.read_text(errors="replace")
 
 
-# --- 6. unsafe identifiers are rejected at render time (no server) -----------------------------
+# --- 6. the monitoring role reads statistics and nothing else -----------------------------------
+
+
+def provision_monitoring(cluster: Cluster, password: str) -> None:
+    script = monitoring_sql()
+    assert password not in script
+    cluster.admin(script, password=password)
+
+
+def test_monitoring_role_reads_statistics_but_cannot_write_or_reach_consumer_data(cluster: Cluster) -> None:
+    for name in CONSUMERS:
+        provision(cluster, name, new_password())
+    password = new_password()
+    provision_monitoring(cluster, password)
+    monitor = MONITOR_ROLE
+
+    # What postgres_exporter reads: per-database statistics, settings, every session's activity.
+    databases = cluster.consumer_ok(monitor, password, "SELECT string_agg(datname, ',') FROM pg_stat_database", dbname="postgres")
+    assert set(CONSUMERS) <= set(databases.split(","))
+    assert cluster.consumer_ok(monitor, password, "SELECT pg_has_role('pg_monitor', 'MEMBER')", dbname="postgres") == "t"
+    # data_directory is hidden from ordinary roles; pg_read_all_settings (in pg_monitor) shows it.
+    assert cluster.consumer_ok(monitor, password, "SHOW data_directory", dbname="postgres").startswith("/")
+
+    # It cannot create anything, and its sessions are read-only.
+    for sql in ("CREATE TABLE monitor_probe (id int)", "CREATE SCHEMA monitor_probe", "CREATE DATABASE monitor_probe"):
+        result = cluster.consumer(monitor, password, sql, dbname="postgres")
+        assert result.returncode != 0, f"{sql} succeeded for {monitor}"
+    assert cluster.consumer_ok(monitor, password, "SHOW default_transaction_read_only", dbname="postgres") == "on"
+    attrs = cluster.query(f"SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolconnlimit FROM pg_roles WHERE rolname = '{monitor}'")
+    assert attrs == "f|f|f|f|5"
+
+    # It reaches only `postgres`: every consumer database (and template1) is refused by pg_hba.
+    for other in [*CONSUMERS, "template1"]:
+        stderr = cluster.consumer_refused(monitor, password, dbname=other)
+        assert "pg_hba.conf rejects connection" in stderr, stderr
+    assert "password authentication failed" in cluster.consumer_refused(monitor, password + "-wrong", dbname="postgres")
+
+
+def test_monitoring_provisioning_is_idempotent_and_keeps_the_password_out_of_the_log(cluster: Cluster) -> None:
+    password = new_password()
+    provision_monitoring(cluster, password)
+    roles = cluster.query(_ROLE_STATE)
+    provision_monitoring(cluster, password)
+    assert cluster.query(_ROLE_STATE) == roles
+    assert cluster.query(f"SELECT count(*) FROM pg_auth_members WHERE member = '{MONITOR_ROLE}'::regrole") == "1"
+    cluster.consumer_ok(MONITOR_ROLE, password, dbname="postgres")
+    assert cluster.admin(monitoring_sql(), password=None, check=False).returncode != 0
+    cluster.consumer_ok(MONITOR_ROLE, password, dbname="postgres")
+    assert password not in cluster.log_path.read_text(errors="replace")
+
+
+def test_retiring_the_monitoring_role_stops_its_logins(cluster: Cluster) -> None:
+    password = new_password()
+    provision_monitoring(cluster, password)
+    try:
+        cluster.admin(retire_sql(MONITOR_ROLE))
+        assert "not permitted to log in" in cluster.consumer_refused(MONITOR_ROLE, password, dbname="postgres")
+    finally:
+        provision_monitoring(cluster, password)
+    cluster.consumer_ok(MONITOR_ROLE, password, dbname="postgres")
+
+
+def test_monitoring_hba_line_only_when_asked() -> None:
+    line = f"host    postgres  {MONITOR_ROLE}  all  scram-sha-256"
+    assert line in pg_hba_conf(SETTINGS)
+    assert MONITOR_ROLE not in pg_hba_conf(PostgresSettings(memory_mb=256, consumers=CONSUMERS))
+    with pytest.raises(ValueError):
+        PostgresSettings(memory_mb=256, consumers=(MONITOR_ROLE,))
+
+
+# --- 7. unsafe identifiers are rejected at render time (no server) -----------------------------
 
 
 @pytest.mark.parametrize("bad", ["bad name; drop", "Gitea", "1abc", "a-b", "x'; DROP ROLE postgres; --", "", "a" * 64])

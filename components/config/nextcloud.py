@@ -1,0 +1,106 @@
+"""Nextcloud config text: its Redis config file and the bootstrap that installs it.
+
+Pure functions of typed inputs; `tests/components/config/test_nextcloud_real.py` lints and
+evaluates the PHP with the real `php` and runs the script with `sh` against a stub `php`.
+
+Why not the image's own Redis variables: `REDIS_HOST*` (config/redis.config.php) cannot pick a
+database, and the entrypoint also points PHP sessions at Redis with the password alone
+(`?auth=PASSWORD`, no ACL user), which the disabled default user refuses. So Nextcloud gets its
+Redis settings from a config file of ours, written by the bootstrap into `config/` (uploading it
+there before the first start would leave that directory non-empty, and the entrypoint would
+then skip copying the image's own config files). The file holds no secret: the password is
+read from the container's environment on every request, as the image's own files do.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+ROOT = "/var/www/html"
+REDIS_PASSWORD_VARIABLE = "CERES_REDIS_PASSWORD"
+REDIS_CONFIG_NAME = "ceres-redis.config.php"
+ADMIN_USERNAME = "ceres-admin"
+
+# Docker's default address pools for bridge networks (172.17-31.x and 192.168.x): the edge
+# network's subnet is one of them, chosen by the daemon, so Caddy's address falls inside.
+DOCKER_DEFAULT_POOLS = ("172.16.0.0/12", "192.168.0.0/16")
+
+_PLAIN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RedisConnection:
+    """Where Nextcloud's distributed cache and file locks live; the password comes from the env."""
+
+    host: str
+    port: int
+    user: str
+    db: int
+
+    def __post_init__(self) -> None:
+        for value in (self.host, self.user):
+            if not _PLAIN.match(value):
+                raise ValueError(f"{value!r}: a Redis host or user here is lowercase letters, digits, '.', '_' and '-'")
+        if not 0 < self.port < 65536 or not 0 <= self.db < 16:
+            raise ValueError(f"port {self.port} / database {self.db} out of range")
+
+
+def redis_config_php(redis: RedisConnection) -> str:
+    """A config/*.config.php file: Nextcloud merges it over config.php on every request."""
+    return f"""\
+<?php
+// Rendered by CERES: distributed cache and file locking in this app's own Redis database.
+$CONFIG = array(
+  'memcache.distributed' => '\\\\OC\\\\Memcache\\\\Redis',
+  'memcache.locking' => '\\\\OC\\\\Memcache\\\\Redis',
+  'redis' => array(
+    'host' => '{redis.host}',
+    'port' => {redis.port},
+    'user' => '{redis.user}',
+    'password' => (string) getenv('{REDIS_PASSWORD_VARIABLE}'),
+    'dbindex' => {redis.db},
+    'timeout' => 1.5,
+  ),
+);
+"""
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    redis: RedisConnection | None
+    root: str = ROOT
+
+
+def bootstrap_script(bootstrap: Bootstrap) -> str:
+    """`sh` script run as www-data once Nextcloud is installed; every step converges, so reruns
+    change nothing: background jobs in cron mode (the cron container runs them), and our Redis
+    config file written (or removed when Nextcloud has no Redis)."""
+    root = shlex.quote(bootstrap.root)
+    target = shlex.quote(f"{bootstrap.root}/config/{REDIS_CONFIG_NAME}")
+    lines = [
+        "set -eu",
+        # The script arrives on stdin (`sh -s`): occ gets /dev/null, lest it swallow the rest.
+        f"occ() {{ php {root}/occ \"$@\" </dev/null; }}",
+        "occ background:cron",
+    ]
+    if bootstrap.redis is None:
+        lines.append(f"rm -f {target}")
+    else:
+        lines += [
+            f': "${{{REDIS_PASSWORD_VARIABLE}:?is not set in the container}}"',
+            # Written aside and moved: a request never reads half a file.
+            f"cat > {target}.new <<'PHP'",
+            redis_config_php(bootstrap.redis).rstrip("\n"),
+            "PHP",
+            f"mv -f {target}.new {target}",
+            # Nextcloud reads the merged config back: the file parsed and is in effect.
+            "test \"$(occ config:system:get memcache.locking)\" = '\\OC\\Memcache\\Redis'",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def trusted_proxies() -> str:
+    """TRUSTED_PROXIES for the image's reverse-proxy config: space-separated CIDRs."""
+    return " ".join(DOCKER_DEFAULT_POOLS)

@@ -1,0 +1,147 @@
+"""Nextcloud: the platform's files, with a second container for its background jobs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.base import Service
+from components.bootstrap import ContainerScript
+from components.config import nextcloud as config
+from components.container import Healthcheck, ServiceContainer
+from components.docker_host import DockerHostComponent
+from components.integrations.cache import CacheEdge
+from components.integrations.database import DatabaseEdge
+from components.services.postgres import PostgreSQL
+from components.services.redis import Redis
+from stacks.spec import StackSpec
+
+HTTP_PORT = 80
+DATA_VOLUME = "nextcloud-data"
+
+
+class Nextcloud(Service):
+    """Nextcloud behind Caddy at its public URL, installed on first start by the image from env.
+
+    PostgreSQL when the db-nextcloud edge is on, SQLite otherwise; distributed cache and file
+    locks in Redis when cache-nextcloud is on, APCu and the database otherwise. Background jobs
+    run in cron mode from a second container of the same image on the same volume (`/cron.sh`,
+    the image's documented way).
+    """
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        postgres: PostgreSQL | None = None,
+        redis: Redis | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("nextcloud", pulumi.ResourceOptions.merge(host.placed(), opts))
+        service = spec.services.nextcloud
+        self.url = spec.public_url("nextcloud")
+        public_host = self.url.removeprefix("https://")
+        admin_password = random.RandomPassword("nextcloud-admin-password", length=32, special=False, opts=self.child())
+        envs: list[pulumi.Input[str]] = [
+            f"NEXTCLOUD_ADMIN_USER={config.ADMIN_USERNAME}",
+            pulumi.Output.concat("NEXTCLOUD_ADMIN_PASSWORD=", admin_password.result),
+            f"NEXTCLOUD_TRUSTED_DOMAINS={public_host}",
+            # Behind Caddy, which terminates TLS: links, redirects and occ's URLs use the public one,
+            # and Nextcloud (not Apache's remoteip) reads X-Forwarded-For from the proxy alone.
+            "OVERWRITEPROTOCOL=https",
+            f"OVERWRITEHOST={public_host}",
+            f"OVERWRITECLIURL={self.url}",
+            f"TRUSTED_PROXIES={config.trusted_proxies()}",
+            "APACHE_DISABLE_REWRITE_IP=1",
+        ]
+        # What the background jobs need besides config.php on the shared volume.
+        job_envs: list[pulumi.Input[str]] = []
+        networks = [host.edge_network]
+        depends_on: list[pulumi.Resource] = []
+        if postgres is not None:
+            self.database = DatabaseEdge(self, postgres)
+            envs += self.database.env("", {
+                "POSTGRES_HOST": "host_port", "POSTGRES_DB": "name", "POSTGRES_USER": "user", "POSTGRES_PASSWORD": "password",
+            })
+            depends_on.append(self.database.database.ready)
+        else:
+            # The image installs on SQLite when no database is named.
+            envs.append("SQLITE_DATABASE=nextcloud")
+        redis_connection = None
+        if redis is not None:
+            self.cache = CacheEdge(self, redis)
+            login = self.cache.login
+            redis_connection = config.RedisConnection(login.host, login.port, login.username, login.db)
+            job_envs += self.cache.env("", {config.REDIS_PASSWORD_VARIABLE: "password"})
+            depends_on.append(login.ready)
+        if postgres is not None or redis is not None:
+            networks.append(host.data_network)
+        self.container = ServiceContainer(
+            self,
+            "nextcloud",
+            spec=service,
+            host=host,
+            networks=networks,
+            envs=envs + job_envs,
+            volumes={DATA_VOLUME: config.ROOT},
+            # The apache image ships curl; status.php answers only for a trusted host name.
+            # The first start installs Nextcloud before Apache listens: give it minutes.
+            healthcheck=Healthcheck(
+                ["CMD", "curl", "-fsS", "-o", "/dev/null", "-H", f"Host: {public_host}", f"http://localhost:{HTTP_PORT}/status.php"],
+                start_period="300s", retries=10,
+            ),
+            depends_on=depends_on,
+            wait_timeout=900,
+        )
+        self.bootstrap = ContainerScript(
+            self,
+            "nextcloud-bootstrap",
+            container=self.container,
+            host=host,
+            script=config.bootstrap_script(config.Bootstrap(redis=redis_connection)),
+            # occ must run as the owner of config.php.
+            user="www-data",
+        )
+        self.cron = self._cron(host, service.memory_mb, networks, job_envs)
+        self.admin_username = config.ADMIN_USERNAME
+        self.admin_password: pulumi.Output[str] = admin_password.result
+        self.register_outputs({"url": self.url})
+
+    def _cron(self, host: DockerHostComponent, memory_mb: int, networks: list[docker.Network],
+              envs: list[pulumi.Input[str]]) -> docker.Container:
+        """The image's `/cron.sh` (busybox crond running cron.php every 5 minutes as www-data).
+
+        A plain container, not a ServiceContainer: it mounts the app's volume, which that class
+        can only create, not share (see the report); the production shape is the same.
+        """
+        alias = "nextcloud-cron"
+        return docker.Container(
+            "nextcloud-cron",
+            name=host.container_name("nextcloud_cron"),
+            image=self.container.image.image_id,
+            command=["/cron.sh"],
+            envs=envs,
+            # ServiceContainer names volumes `<prefix>-<volume>`: this is the app's own.
+            volumes=[docker.ContainerVolumeArgs(volume_name=f"{host.prefix}-{DATA_VOLUME}", container_path=config.ROOT)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=n.name, aliases=[alias]) for n in networks],
+            # crond is PID 1, so the container stops with it; what else can be wrong is the volume:
+            # healthy once it holds an installed Nextcloud for the jobs to run in.
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "test", "-f", f"{config.ROOT}/config/config.php"],
+                interval="30s", timeout="5s", retries=3, start_period="30s",
+            ),
+            restart="unless-stopped",
+            memory=memory_mb,
+            wait=True,
+            labels=[
+                docker.ContainerLabelArgs(label="io.ceres.service", value="nextcloud"),
+                docker.ContainerLabelArgs(label="io.ceres.stack", value=pulumi.get_stack()),
+            ],
+            opts=self.child(depends_on=[self.container.container, self.bootstrap.command], delete_before_replace=True),
+        )
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.container.alias}:{HTTP_PORT}"

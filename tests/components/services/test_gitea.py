@@ -1,0 +1,117 @@
+"""Gitea with its database, cache, metrics and bootstrap, built under the recording engine."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from cli.offline import SECRET_MARK
+from components.config.gitea import ADMIN_PASSWORD_VARIABLE, ADMIN_USERNAME, TOKEN_NAME
+from components.services.gitea import Gitea
+from components.services.postgres import PostgreSQL
+from components.services.redis import Redis
+from tests.support import by_name, of_type, run_components
+
+
+def unwrap(value):
+    if isinstance(value, dict):
+        if "value" in value and len(value) == 2:
+            return unwrap(value["value"])
+        return {key: unwrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap(item) for item in value]
+    return value
+
+
+def build(postgres: bool = True, redis: bool = True):
+    made = {}
+
+    def program(spec, host):
+        db = PostgreSQL(spec.services.postgres, host, ("gitea",)) if postgres else None
+        cache = Redis(spec.services.redis, host, ("gitea",)) if redis else None
+        made["gitea"] = Gitea(spec, host, postgres=db, redis=cache)
+    return run_components(program), made["gitea"]
+
+
+def env(run) -> list[str]:
+    return by_name(run, "gitea", "Container").inputs["envs"]
+
+
+def opened_env(run) -> list[str]:
+    return unwrap(by_name(run, "gitea", "Container").state["envs"])
+
+
+def edges(run) -> set[str]:
+    return {r.name for r in run.resources if r.type.startswith("ceres:integrations:")}
+
+
+def test_container_keeps_the_production_shape():
+    run, gitea = build()
+    container = by_name(run, "gitea", "Container")
+    assert by_name(run, "gitea-image", "RemoteImage").inputs["name"] == "gitea/gitea:1.24.6"
+    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
+    assert container.inputs["memory"] == 512 and not container.inputs.get("ports")
+    assert container.inputs["healthcheck"]["tests"][:2] == ["CMD", "curl"]
+    assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-edge", "ceres-dev-data"]
+    assert gitea.url == "https://gitea.ceres.localhost" and gitea.upstream == "gitea:3000"
+
+
+def test_cache_sessions_and_queues_use_its_own_redis_user_and_database():
+    run, _ = build()
+    assert edges(run) == {"db-gitea", "cache-gitea"}
+    for edge in ("db-gitea", "cache-gitea"):
+        parent = by_name(run, edge).parent
+        assert next(r for r in run.resources if r.urn == parent).name == "gitea"
+    assert {"GITEA__cache__ADAPTER=redis", "GITEA__session__PROVIDER=redis", "GITEA__queue__TYPE=redis"} <= set(env(run))
+    password = unwrap(by_name(run, "redis-gitea-password", "RandomPassword").state["result"])
+    url = f"redis://gitea:{password}@redis:6379/0"
+    opened = opened_env(run)
+    for key in ("GITEA__cache__HOST", "GITEA__session__PROVIDER_CONFIG", "GITEA__queue__CONN_STR"):
+        assert f"{key}={url}" in opened
+    assert sum(e == SECRET_MARK for e in env(run)) == 7  # key, token, metrics, db password, three redis URLs
+    assert by_name(run, "redis", "Container").urn in by_name(run, "gitea", "Container").dependencies
+
+
+def test_without_redis_gitea_keeps_them_in_memory_files_and_leveldb():
+    run, _ = build(redis=False)
+    assert edges(run) == {"db-gitea"}
+    assert {"GITEA__cache__ADAPTER=memory", "GITEA__session__PROVIDER=file", "GITEA__queue__TYPE=level"} <= set(env(run))
+    assert not any("redis" in e for e in env(run) if e != SECRET_MARK)
+
+
+def test_without_a_database_or_cache_it_stays_off_the_data_network():
+    run, _ = build(postgres=False, redis=False)
+    container = by_name(run, "gitea", "Container")
+    assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-edge"]
+    assert "GITEA__database__DB_TYPE=sqlite3" in env(run)
+
+
+def test_metrics_need_a_token_and_webhooks_reach_only_the_platforms_hosts_beyond_the_internet():
+    run, gitea = build()
+    assert "GITEA__metrics__ENABLED=true" in env(run)
+    token = unwrap(by_name(run, "gitea-metrics-token", "RandomPassword").state["result"])
+    assert f"GITEA__metrics__TOKEN={token}" in opened_env(run)
+    assert "GITEA__webhook__ALLOWED_HOST_LIST=external,*.ceres.localhost" in env(run)
+    assert isinstance(gitea.metrics_token, pulumi.Output)
+
+
+def test_bootstrap_runs_as_git_after_the_container_and_returns_a_secret_token():
+    run, gitea = build()
+    step = by_name(run, "gitea-bootstrap", "Command")
+    assert step.inputs["create"] == "docker exec -i -u git -e GITEA_ADMIN_PASSWORD ceres-dev-gitea sh -s"
+    assert step.inputs["environment"][ADMIN_PASSWORD_VARIABLE] == SECRET_MARK
+    assert f"--username {ADMIN_USERNAME}" in step.inputs["stdin"] and f"--token-name {TOKEN_NAME}" in step.inputs["stdin"]
+    assert "ceres-admin@ceres.localhost" in step.inputs["stdin"]
+    assert step.secret_outputs == ["stdout"]
+    assert by_name(run, "gitea", "Container").urn in step.dependencies
+    assert gitea.admin_username == ADMIN_USERNAME
+    assert isinstance(gitea.admin_password, pulumi.Output) and isinstance(gitea.api_token, pulumi.Output)
+
+
+def test_no_secret_reaches_a_plain_input():
+    run, _ = build()
+    for password in of_type(run, "RandomPassword"):
+        assert "result" in password.secret_outputs
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), resource.name

@@ -1,0 +1,123 @@
+"""Nextcloud, its cron container and bootstrap, built under the recording engine."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from cli.offline import SECRET_MARK
+from components.config.nextcloud import ADMIN_USERNAME, REDIS_CONFIG_NAME, REDIS_PASSWORD_VARIABLE
+from components.services.nextcloud import Nextcloud
+from components.services.postgres import PostgreSQL
+from components.services.redis import Redis
+from tests.support import by_name, run_components
+
+
+def unwrap(value):
+    if isinstance(value, dict):
+        if "value" in value and len(value) == 2:
+            return unwrap(value["value"])
+        return {key: unwrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap(item) for item in value]
+    return value
+
+
+def build(postgres: bool = True, redis: bool = True):
+    made = {}
+
+    def program(spec, host):
+        db = PostgreSQL(spec.services.postgres, host, ("nextcloud",)) if postgres else None
+        cache = Redis(spec.services.redis, host, ("nextcloud",)) if redis else None
+        made["nextcloud"] = Nextcloud(spec, host, postgres=db, redis=cache)
+    return run_components(program), made["nextcloud"]
+
+
+def container(run, name: str = "nextcloud"):
+    return by_name(run, name, "Container")
+
+
+def edges(run) -> set[str]:
+    return {r.name for r in run.resources if r.type.startswith("ceres:integrations:")}
+
+
+def test_app_has_the_production_shape_and_a_health_check_on_status_php():
+    run, nextcloud = build()
+    app = container(run)
+    assert by_name(run, "nextcloud-image", "RemoteImage").inputs["name"] == "nextcloud:31.0.8-apache"
+    assert app.inputs["restart"] == "unless-stopped" and app.inputs["wait"] is True
+    assert app.inputs["memory"] == 1024 and not app.inputs.get("ports")
+    assert [n["name"] for n in app.inputs["networksAdvanced"]] == ["ceres-dev-edge", "ceres-dev-data"]
+    check = app.inputs["healthcheck"]
+    assert check["tests"] == ["CMD", "curl", "-fsS", "-o", "/dev/null", "-H", "Host: nextcloud.ceres.localhost",
+                              "http://localhost:80/status.php"]
+    assert check["startPeriod"] == "300s"
+    assert nextcloud.url == "https://nextcloud.ceres.localhost" and nextcloud.upstream == "nextcloud:80"
+
+
+def test_installs_itself_behind_the_proxy_for_its_public_url():
+    run, nextcloud = build()
+    envs = container(run).inputs["envs"]
+    for entry in (f"NEXTCLOUD_ADMIN_USER={ADMIN_USERNAME}", "NEXTCLOUD_TRUSTED_DOMAINS=nextcloud.ceres.localhost",
+                  "OVERWRITEPROTOCOL=https", "OVERWRITEHOST=nextcloud.ceres.localhost",
+                  "OVERWRITECLIURL=https://nextcloud.ceres.localhost", "APACHE_DISABLE_REWRITE_IP=1",
+                  "TRUSTED_PROXIES=172.16.0.0/12 192.168.0.0/16"):
+        assert entry in envs
+    password = unwrap(by_name(run, "nextcloud-admin-password", "RandomPassword").state["result"])
+    assert f"NEXTCLOUD_ADMIN_PASSWORD={password}" in unwrap(container(run).state["envs"])
+    assert nextcloud.admin_username == ADMIN_USERNAME and isinstance(nextcloud.admin_password, pulumi.Output)
+
+
+def test_database_and_cache_edges_with_secret_credentials_and_no_image_redis_variables():
+    run, _ = build()
+    assert edges(run) == {"db-nextcloud", "cache-nextcloud"}
+    envs = container(run).inputs["envs"]
+    assert {"POSTGRES_HOST=postgres:5432", "POSTGRES_DB=nextcloud", "POSTGRES_USER=nextcloud"} <= set(envs)
+    opened = unwrap(container(run).state["envs"])
+    redis_password = unwrap(by_name(run, "redis-nextcloud-password", "RandomPassword").state["result"])
+    assert f"{REDIS_PASSWORD_VARIABLE}={redis_password}" in opened
+    assert not any(e.startswith("REDIS_HOST") for e in opened), "the image's Redis variables would break ACL logins"
+    for step in ("postgres-nextcloud-database",):
+        assert by_name(run, step, "Command").urn in container(run).dependencies
+    assert container(run, "redis").urn in container(run).dependencies
+
+
+def test_bootstrap_sets_cron_mode_and_writes_the_redis_config_as_www_data():
+    run, _ = build()
+    step = by_name(run, "nextcloud-bootstrap", "Command")
+    assert step.inputs["create"] == "docker exec -i -u www-data ceres-dev-nextcloud sh -s"
+    assert "occ background:cron" in step.inputs["stdin"]
+    assert REDIS_CONFIG_NAME in step.inputs["stdin"] and "'dbindex' => 1" in step.inputs["stdin"]
+    assert container(run).urn in step.dependencies
+
+
+def test_cron_container_shares_the_image_and_volume_and_gets_only_the_redis_password():
+    run, _ = build()
+    app, cron = container(run), container(run, "nextcloud-cron")
+    assert cron.inputs["image"] == app.inputs["image"]
+    assert cron.inputs["command"] == ["/cron.sh"]
+    assert cron.inputs["volumes"] == [v for v in app.inputs["volumes"] if v["containerPath"] == "/var/www/html"]
+    assert cron.inputs["name"] == "ceres-dev-nextcloud-cron"
+    assert cron.inputs["restart"] == "unless-stopped" and cron.inputs["wait"] is True and cron.inputs["healthcheck"]["tests"]
+    assert cron.inputs["memory"] == 1024 and not cron.inputs.get("ports")
+    assert cron.inputs["envs"] == [SECRET_MARK]
+    assert unwrap(cron.state["envs"])[0].startswith(f"{REDIS_PASSWORD_VARIABLE}=")
+    assert {app.urn, by_name(run, "nextcloud-bootstrap", "Command").urn} <= set(cron.dependencies)
+
+
+def test_without_postgres_or_redis_it_runs_on_sqlite_and_apcu():
+    run, _ = build(postgres=False, redis=False)
+    assert edges(run) == set()
+    envs = container(run).inputs["envs"]
+    assert "SQLITE_DATABASE=nextcloud" in envs and not any(e.startswith("POSTGRES_") for e in envs)
+    assert [n["name"] for n in container(run).inputs["networksAdvanced"]] == ["ceres-dev-edge"]
+    script = by_name(run, "nextcloud-bootstrap", "Command").inputs["stdin"]
+    assert f"rm -f /var/www/html/config/{REDIS_CONFIG_NAME}" in script
+    assert container(run, "nextcloud-cron").inputs["envs"] == []
+
+
+def test_no_secret_reaches_a_plain_input():
+    run, _ = build()
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), resource.name
