@@ -35,15 +35,25 @@ class IntegrationEdge(pulumi.ComponentResource):
 
     kind: ClassVar[str]
 
-    def __init__(self, edge_id: str, source: Service, target: Service, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        edge_id: str,
+        source: Service,
+        target: Service | str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        """`target` is a service, or the name of an endpoint outside the stack (`acme_ca`, `smtp`)."""
         entry = catalog.EDGES_BY_ID.get(edge_id)
         if entry is None:
             raise ValueError(f"{type(self).__name__}: no catalog edge {edge_id!r}")
+        target_name = target if isinstance(target, str) else target.service
+        if isinstance(target, str) and target not in catalog.EXTERNAL_ENDPOINTS:
+            raise ValueError(f"{type(self).__name__} {edge_id!r}: {target!r} is not an outside endpoint")
         wiring = (entry.kind, entry.source, entry.target)
-        if wiring != (self.kind, source.service, target.service):
+        if wiring != (self.kind, source.service, target_name):
             raise ValueError(
                 f"{type(self).__name__} {edge_id!r} is catalogued as {wiring}, "
-                f"built as {(self.kind, source.service, target.service)}"
+                f"built as {(self.kind, source.service, target_name)}"
             )
         props = {
             "edgeId": entry.id,

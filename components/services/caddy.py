@@ -1,0 +1,76 @@
+"""Caddy: the platform's edge proxy, and the only container that publishes ports (80 and 443)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pulumi
+
+from components import catalog
+from components.base import Service
+from components.config import caddy as config
+from components.container import ServiceContainer, http_check
+from components.docker_host import DockerHostComponent
+from components.integrations.certificates import CertificatesEdge
+from components.integrations.route import RouteEdge
+from stacks.spec import StackSpec
+
+CADDYFILE = "/etc/caddy/Caddyfile"  # where the official image's CMD reads its config
+# The caddy image is Alpine-based: busybox wget is there. The endpoint is loopback-only.
+HEALTHCHECK = http_check(f"http://127.0.0.1:{config.HEALTH_PORT}{config.HEALTH_PATH}", start_period="20s")
+
+
+def _tls(spec: StackSpec) -> config.Tls:
+    if spec.tls.mode == "acme":
+        return config.AcmeTls(email=spec.tls.email, ca_url=spec.tls.ca_url)
+    return config.InternalTls()
+
+
+class Caddy(Service):
+    """One HTTPS site per routed app, each a `route-<app>` edge under Caddy.
+
+    With Nextcloud among the routes, the `webdav-nextcloud` edge adds the `.well-known`
+    CardDAV/CalDAV redirects that desktop and mobile sync clients need behind a proxy.
+    """
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        routes: Sequence[Service],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("caddy", pulumi.ResourceOptions.merge(host.placed(), opts))
+        gated = sorted(app.service for app in routes if app.service in catalog.GATED_UIS)
+        if gated:
+            # These UIs have no login of their own: publishing them without the oauth2-proxy
+            # gate (forward_auth) would open them to anyone.
+            raise ValueError(f"Caddy cannot route {gated} yet: they need the SSO gate (forward_auth to oauth2-proxy)")
+        self.routes = [RouteEdge(self, app) for app in routes]
+        nextcloud = next((app for app in routes if app.service == "nextcloud"), None)
+        self.webdav = RouteEdge(self, nextcloud, edge_id="webdav-nextcloud") if nextcloud else None
+        self.certificates = CertificatesEdge(self, spec.tls) if spec.tls.mode == "acme" else None
+        settings = config.CaddySettings(
+            domain=spec.domain,
+            tls=_tls(spec),
+            sites=tuple(self._site(route) for route in self.routes),
+        )
+        self.container = ServiceContainer(
+            self,
+            "caddy",
+            spec=spec.services.caddy,
+            host=host,
+            networks=[host.edge_network],
+            ports={80: 80, 443: 443},
+            # /data holds the certificates, ACME account and the internal CA: losing it means
+            # re-issuing everything (and a new dev CA for every browser to trust again).
+            volumes={"caddy-data": "/data", "caddy-config": "/config"},
+            files={CADDYFILE: config.caddyfile(settings)},
+            healthcheck=HEALTHCHECK,
+        )
+        self.register_outputs({"sites": [route.site_host for route in self.routes]})
+
+    def _site(self, route: RouteEdge) -> config.Site:
+        dav = self.webdav is not None and route.target is self.webdav.target
+        return config.Site(route.site_host, route.upstream, config.NEXTCLOUD_DAV_REDIRECTS if dav else ())

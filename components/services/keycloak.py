@@ -1,0 +1,109 @@
+"""Keycloak: the platform's identity provider (OpenID Connect for every app)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+from components.base import Service
+from components.config import keycloak as config
+from components.container import Healthcheck, ServiceContainer
+from components.docker_host import DockerHostComponent
+from components.integrations.database import DatabaseEdge
+from components.services.postgres import PostgreSQL
+from stacks.spec import StackSpec
+
+# The realm every app signs in through; the identity issue creates it with this name.
+REALM = "ceres"
+ADMIN_USERNAME = "admin"
+
+
+class Keycloak(Service):
+    """Keycloak in production mode (`start`) behind Caddy at its public URL.
+
+    PostgreSQL through the db-keycloak edge; without it, the embedded H2 file database
+    (`dev-file`), which is for throwaway stacks only: it is neither supported nor safe for real use.
+    """
+
+    HTTP_PORT = 8080
+    # Health and metrics are served only on the management interface.
+    MANAGEMENT_PORT = 9000
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        postgres: PostgreSQL | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("keycloak", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self.url = spec.public_url("keycloak")
+        admin_password = random.RandomPassword("keycloak-admin-password", length=32, special=False, opts=self.child())
+        envs: list[pulumi.Input[str]] = [
+            # Hostname v2 takes the full public URL: tokens always carry this issuer, whichever
+            # way a request came in.
+            f"KC_HOSTNAME={self.url}",
+            # Back-channel calls from other containers (token, JWKS, userinfo over internal_url)
+            # get back-channel URLs that stay on the Docker network.
+            "KC_HOSTNAME_BACKCHANNEL_DYNAMIC=true",
+            # Caddy terminates TLS and sets X-Forwarded-*; Keycloak speaks plain HTTP behind it.
+            "KC_PROXY_HEADERS=xforwarded",
+            "KC_HTTP_ENABLED=true",
+            f"KC_HTTP_PORT={self.HTTP_PORT}",
+            "KC_HEALTH_ENABLED=true",
+            "KC_METRICS_ENABLED=true",
+            # Honoured only when the master realm is first created; later changes are ignored.
+            f"KC_BOOTSTRAP_ADMIN_USERNAME={ADMIN_USERNAME}",
+            pulumi.Output.concat("KC_BOOTSTRAP_ADMIN_PASSWORD=", admin_password.result),
+        ]
+        networks = [host.edge_network]
+        depends_on: list[pulumi.Resource] = []
+        if postgres is not None:
+            self.database = DatabaseEdge(self, postgres)
+            db = self.database.database
+            envs += ["KC_DB=postgres", f"KC_DB_URL=jdbc:postgresql://{db.host}:{db.port}/{db.name}"]
+            envs += self.database.env("KC_DB_", {"USERNAME": "user", "PASSWORD": "password"})
+            networks.append(host.data_network)
+            depends_on.append(db.ready)
+        else:
+            envs.append("KC_DB=dev-file")
+        self.container = ServiceContainer(
+            self,
+            "keycloak",
+            spec=spec.services.keycloak,
+            host=host,
+            networks=networks,
+            envs=envs,
+            # Not start-dev. Plain `start` re-augments on first boot for these build options
+            # (db, health, metrics), which takes a while on a small host.
+            command=["start"],
+            volumes={"keycloak-data": "/opt/keycloak/data"},
+            healthcheck=Healthcheck(
+                ["CMD", "bash", "-c", config.health_probe(self.MANAGEMENT_PORT)],
+                start_period="180s",
+                interval="15s",
+                retries=10,
+            ),
+            depends_on=depends_on,
+            wait_timeout=600,
+        )
+        self.admin_username = ADMIN_USERNAME
+        self.admin_password: pulumi.Output[str] = admin_password.result
+        # For back-channel calls from other containers on the edge network.
+        self.internal_url = f"http://{self.container.alias}:{self.HTTP_PORT}"
+        self.register_outputs({"url": self.url, "internalUrl": self.internal_url})
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.container.alias}:{self.HTTP_PORT}"
+
+    @property
+    def issuer_url(self) -> str:
+        """The realm's OpenID Connect issuer, as browsers and tokens know it."""
+        return f"{self.url}/realms/{REALM}"
+
+    @property
+    def internal_realm_url(self) -> str:
+        """The same realm, reached from other containers without leaving Docker."""
+        return f"{self.internal_url}/realms/{REALM}"
