@@ -1,0 +1,85 @@
+"""Wiki.js: the platform's wiki."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+from components.base import Service
+from components.bootstrap import ContainerScript
+from components.config import wikijs as config
+from components.container import ServiceContainer, http_check
+from components.docker_host import DockerHostComponent
+from components.integrations.database import DatabaseEdge
+from components.services.postgres import PostgreSQL
+from stacks.spec import StackSpec
+
+
+class WikiJs(Service):
+    """Wiki.js 2.5 behind Caddy at its public URL; PostgreSQL when the db-wikijs edge is on, SQLite otherwise.
+
+    Nobody clicks through its setup wizard: the bootstrap finishes it, turns the GraphQL API on
+    and issues the API key the integrations use.
+    """
+
+    HTTP_PORT = 3000
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        postgres: PostgreSQL | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("wikijs", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self.url = spec.public_url("wikijs")
+        admin_password = random.RandomPassword("wikijs-admin-password", length=32, special=False, opts=self.child())
+        envs: list[pulumi.Input[str]] = []
+        secret_files: dict[str, pulumi.Input[str]] = {}
+        networks = [host.edge_network]
+        depends_on: list[pulumi.Resource] = []
+        if postgres is not None:
+            self.database = DatabaseEdge(self, postgres)
+            envs += ["DB_TYPE=postgres", f"DB_PASS_FILE={config.DB_PASSWORD_FILE}"]
+            envs += self.database.env("DB_", {"HOST": "host", "PORT": "port", "USER": "user", "NAME": "name"})
+            secret_files[config.DB_PASSWORD_FILE] = self.database.database.password
+            networks.append(host.data_network)
+            depends_on.append(self.database.database.ready)
+        else:
+            # Wiki.js's embedded fallback: SQLite in a file on the data volume.
+            envs += ["DB_TYPE=sqlite", f"DB_FILEPATH={config.SQLITE_PATH}"]
+        self.container = ServiceContainer(
+            self,
+            "wikijs",
+            spec=spec.services.wikijs,
+            host=host,
+            networks=networks,
+            envs=envs,
+            volumes={"wikijs-data": config.DATA_DIR, "wikijs-content": config.CONTENT_DIR},
+            secret_files=secret_files,
+            # The Alpine image installs curl. /healthz answers 200 both from the setup wizard (it
+            # serves every GET) and from the wiki proper, so the bootstrap can run after `wait`.
+            healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/healthz", tool="curl", start_period="90s"),
+            depends_on=depends_on,
+        )
+        self.admin_email = pulumi.Output.secret(f"admin@{spec.domain}")
+        bootstrap = ContainerScript(
+            self,
+            "wikijs-bootstrap",
+            container=self.container,
+            host=host,
+            script=config.bootstrap_script(config.WikiJsBootstrap(site_url=self.url, port=self.HTTP_PORT)),
+            env={
+                config.ADMIN_EMAIL_VARIABLE: self.admin_email,
+                config.ADMIN_PASSWORD_VARIABLE: admin_password.result,
+            },
+            secret_output=True,
+        )
+        self.admin_password = admin_password.result
+        self.api_key = pulumi.Output.secret(bootstrap.output)
+        self.register_outputs({"url": self.url})
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.container.alias}:{self.HTTP_PORT}"
