@@ -1,0 +1,97 @@
+"""Grafana: the platform's dashboards, behind Caddy at its public URL."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+from components.base import Service
+from components.container import ServiceContainer, http_check
+from components.docker_host import DockerHostComponent
+from components.integrations.database import DatabaseEdge
+from components.services.postgres import PostgreSQL
+from stacks.spec import StackSpec
+
+SECRETS_DIR = "/etc/grafana/secrets"
+
+
+class Grafana(Service):
+    """State in PostgreSQL when the db-grafana edge is on, in SQLite on its volume otherwise.
+
+    Every secret reaches Grafana as a file through its `GF_<SECTION>_<KEY>__FILE` convention, so
+    none shows in `docker inspect`.
+    """
+
+    HTTP_PORT = 3000
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        postgres: PostgreSQL | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("grafana", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self.url = spec.public_url("grafana")
+        self.admin_username = "admin"
+        admin_password = random.RandomPassword("grafana-admin-password", length=32, special=False, opts=self.child())
+        # Encrypts the data keys that protect datasource and contact-point secrets in the
+        # database (Grafana 12 envelope encryption): never rotate it, or those become unreadable.
+        secret_key = random.RandomPassword("grafana-secret-key", length=40, special=False, opts=self.child())
+        self.admin_password = admin_password.result
+        envs: list[pulumi.Input[str]] = [
+            f"GF_SERVER_ROOT_URL={self.url}/",
+            f"GF_SERVER_DOMAIN={self.url.removeprefix('https://')}",
+            f"GF_SERVER_HTTP_PORT={self.HTTP_PORT}",
+            # Caddy terminates TLS: the browser only ever sees https.
+            "GF_SECURITY_COOKIE_SECURE=true",
+            f"GF_SECURITY_ADMIN_USER={self.admin_username}",
+            # Read only when Grafana creates its database; later changes go through the API.
+            f"GF_SECURITY_ADMIN_PASSWORD__FILE={SECRETS_DIR}/admin_password",
+            f"GF_SECURITY_SECRET_KEY__FILE={SECRETS_DIR}/secret_key",
+            "GF_USERS_ALLOW_SIGN_UP=false",
+            "GF_ANALYTICS_REPORTING_ENABLED=false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+            "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
+        ]
+        secret_files: dict[str, pulumi.Input[str]] = {
+            f"{SECRETS_DIR}/admin_password": admin_password.result,
+            f"{SECRETS_DIR}/secret_key": secret_key.result,
+        }
+        networks = [host.edge_network, host.monitoring_network]
+        depends_on: list[pulumi.Resource] = []
+        if postgres is not None:
+            self.database = DatabaseEdge(self, postgres)
+            envs += ["GF_DATABASE_TYPE=postgres", "GF_DATABASE_SSL_MODE=disable"]
+            envs += self.database.env("GF_DATABASE_", {"HOST": "host_port", "NAME": "name", "USER": "user"})
+            envs.append(f"GF_DATABASE_PASSWORD__FILE={SECRETS_DIR}/database_password")
+            secret_files[f"{SECRETS_DIR}/database_password"] = self.database.database.password
+            networks.append(host.data_network)
+            depends_on.append(self.database.database.ready)
+        else:
+            # Grafana's embedded SQLite, on the data volume.
+            envs.append("GF_DATABASE_TYPE=sqlite3")
+        self.container = ServiceContainer(
+            self,
+            "grafana",
+            spec=spec.services.grafana,
+            host=host,
+            networks=networks,
+            envs=envs,
+            volumes={"grafana-data": "/var/lib/grafana"},
+            secret_files=secret_files,
+            # The Alpine image installs curl; migrations on first start take a while.
+            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/api/health", tool="curl", start_period="120s"),
+            depends_on=depends_on,
+        )
+        self.register_outputs({"url": self.url, "internal_url": self.internal_url})
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.container.alias}:{self.HTTP_PORT}"
+
+    @property
+    def internal_url(self) -> str:
+        """For the Grafana provider and datasource wiring inside the platform."""
+        return f"http://{self.upstream}"

@@ -1,0 +1,50 @@
+"""Loki: the platform's log store, a single binary on its own volume, with retention and a log ruler."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.base import Service
+from components.config import loki as config
+from components.container import ServiceContainer, http_check
+from components.docker_host import DockerHostComponent
+from stacks.spec import StackSpec
+
+
+class Loki(Service):
+    """Loki on the monitoring network; Alloy pushes to `push_url`, Grafana reads `internal_url`.
+
+    Log alert rules go in `rules_directory` (one file per namespace); the ruler sends what fires to
+    `alertmanager_url` when one is given.
+    """
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        alertmanager_url: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("loki", pulumi.ResourceOptions.merge(host.placed(), opts))
+        settings = config.LokiSettings(alertmanager_url=alertmanager_url)
+        self.container = ServiceContainer(
+            self,
+            "loki",
+            spec=spec.services.loki,
+            host=host,
+            networks=[host.monitoring_network],
+            command=[f"-config.file={config.CONFIG_PATH}"],
+            volumes={"loki-data": config.DATA_DIR},
+            files={
+                config.CONFIG_PATH: config.loki_yaml(settings),
+                f"{config.RULES_DIR}/README": config.RULES_README,
+            },
+            # The Loki 3 image is distroless (no shell or HTTP client on its PATH): the host's probe
+            # busybox asks /ready, which answers 200 once the ingester has joined its ring.
+            healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),
+        )
+        self.internal_url = f"http://{self.container.alias}:{config.HTTP_PORT}"
+        self.push_url = f"{self.internal_url}/loki/api/v1/push"
+        self.rules_directory = config.TENANT_RULES_DIR
+        self.register_outputs({"internal_url": self.internal_url, "push_url": self.push_url})

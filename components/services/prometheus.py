@@ -1,0 +1,75 @@
+"""Prometheus: scrapes the platform's metrics and evaluates its alert rules."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pulumi
+
+from components.base import Service
+from components.config import prometheus as config
+from components.container import ServiceContainer, http_check
+from components.docker_host import DockerHostComponent
+from components.services.alertmanager import Alertmanager
+from stacks.spec import StackSpec
+
+CONFIG_DIR = "/etc/prometheus"
+# Dev keeps a week to debug with; prod a month of history for trends and post-mortems.
+RETENTION = {"dev": "7d", "prod": "30d"}
+
+
+class Prometheus(Service):
+    """On the monitoring network only; its UI is gated behind SSO by the routing issue.
+
+    Scrapes itself plus `scrape_jobs` (one per exporter, added by later issues), alerts to
+    `alertmanager` when given. Job secrets are uploaded as secret files the config names.
+    No `--web.enable-lifecycle`: a config change re-uploads the file, which replaces the
+    container, so the reload endpoint would only leave /-/reload and /-/quit open unauthenticated.
+    """
+
+    HTTP_PORT = 9090
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        scrape_jobs: Sequence[config.ScrapeJob] = (),
+        alertmanager: Alertmanager | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("prometheus", pulumi.ResourceOptions.merge(host.placed(), opts))
+        settings = config.PrometheusSettings(
+            external_labels={"stack": pulumi.get_stack(), "tier": spec.tier},
+            jobs=(config.ScrapeJob("prometheus", (f"localhost:{self.HTTP_PORT}",)), *scrape_jobs),
+            alertmanagers=(alertmanager.upstream,) if alertmanager else (),
+        )
+        self.url = spec.public_url("prometheus")
+        self.container = ServiceContainer(
+            self,
+            "prometheus",
+            spec=spec.services.prometheus,
+            host=host,
+            networks=[host.monitoring_network],
+            command=[
+                f"--config.file={CONFIG_DIR}/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                f"--storage.tsdb.retention.time={RETENTION[spec.tier]}",
+                # Alert links (generatorURL) point at the (gated) public UI.
+                f"--web.external-url={self.url}",
+            ],
+            volumes={"prometheus-data": "/prometheus"},
+            files={f"{CONFIG_DIR}/prometheus.yml": config.prometheus_yml(settings)},
+            secret_files={f"{CONFIG_DIR}/{path}": value for path, value in config.secret_files(settings).items()},
+            # prom/prometheus is busybox-based: wget is there. TSDB replay can take a while.
+            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget", start_period="60s"),
+        )
+        self.register_outputs({"internal_url": self.internal_url})
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.container.alias}:{self.HTTP_PORT}"
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://{self.upstream}"
