@@ -308,4 +308,10 @@ SERVICE_REQUIRES: dict[str, tuple[str, ...]] = {
     "alloy": ("loki",),
     "oauth2_proxy": ("keycloak",),
     "alertmanager": ("prometheus",),
+    "otel_collector": ("tempo",),
+}
+
+# Edges a service cannot run without: switching one off while the service runs is a config error.
+EDGES_REQUIRED_BY: dict[str, tuple[str, ...]] = {
+    "mattermost": ("db-mattermost",),
 }

@@ -47,7 +47,8 @@ class ServiceContainer:
 
     `files` are plain config text; `secret_files` carry credentials and stay secret in state
     (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
-    proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it).
+    proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it);
+    `devices` and `privileged` only for host agents such as cAdvisor.
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class ServiceContainer:
         secret_files: Mapping[str, pulumi.Input[str]] | None = None,
         binds: Mapping[str, str] | None = None,
         ports: Mapping[int, int] | None = None,
+        devices: Sequence[str] = (),
+        privileged: bool = False,
         aliases: Sequence[str] = (),
         depends_on: Sequence[pulumi.Resource] = (),
         wait_timeout: int = 300,
@@ -109,6 +112,8 @@ class ServiceContainer:
             volumes=mounts,
             uploads=uploads,
             ports=[docker.ContainerPortArgs(internal=inside, external=outside) for inside, outside in (ports or {}).items()],
+            devices=[docker.ContainerDeviceArgs(host_path=d, container_path=d, permissions="r") for d in devices],
+            privileged=privileged,
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[self.alias, *aliases])
                 for network in networks

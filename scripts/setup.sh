@@ -2,19 +2,33 @@
 # Prepare a fresh Debian/Ubuntu machine (or any machine with Python >= 3.11) for CERES:
 # a virtualenv in .venv with CERES installed. `setup.sh test` also installs what the tests run:
 # the test extra from PyPI and the real programs from Debian that check rendered configs.
-# Sourced by plan.sh and test.sh; safe to run again (it only adds what is missing).
+# Run by plan.sh and test.sh; safe to run again (it only adds what is missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON="${PYTHON:-python3}"
-# Programs the tests run for real, from Debian's packages.
-TEST_DEBIAN_PACKAGES=(postgresql)
+# Programs the tests run for real, each with the Debian package that brings it. A program
+# already on the machine (from any source) is not installed again.
+TEST_PROGRAMS=(
+  "initdb:postgresql"
+  "curl:curl"
+  "wget:wget"
+  "promtool:prometheus"
+  "amtool:prometheus-alertmanager"
+  "node:nodejs"
+  "npm:npm"
+  "redis-server:redis-server"
+  "redis-cli:redis-tools"
+  "php:php-cli"
+  "ruby:ruby"
+)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
 apt_install() {
+  [ $# -eq 0 ] && return 0
   local missing=()
   for package in "$@"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -37,9 +51,18 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 
+have_program() {
+  # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<major>/bin.
+  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
+
 extra=""
 if [ "${1:-}" = "test" ]; then
   extra="[test]"
-  apt_install "${TEST_DEBIAN_PACKAGES[@]}"
+  packages=()
+  for entry in "${TEST_PROGRAMS[@]}"; do
+    have_program "${entry%%:*}" || packages+=("${entry#*:}")
+  done
+  apt_install "${packages[@]}"
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"

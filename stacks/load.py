@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from components.catalog import EDGES_BY_ID, SERVICE_REQUIRES
+from components.catalog import EDGES_BY_ID, EDGES_REQUIRED_BY, SERVICE_REQUIRES
 from components.score import why_not_wanted
 from stacks.spec import SECRET_SETTINGS, SERVICE_NAMES, StackSpec
 from stacks.tiers import TIERS, effective_config
@@ -280,6 +280,9 @@ def _check_integrations(spec: StackSpec) -> list[Problem]:
             problems.append(Problem(path, edge_id, f"unknown edge; {hint}`ceres matrix` lists every edge id"))
             continue
         if not wanted:
+            needed_by = [s for s, needed in EDGES_REQUIRED_BY.items() if edge_id in needed and spec.enabled(s)]
+            if needed_by:
+                problems.append(Problem(path, False, f"services.{needed_by[0]} cannot run without it: remove the setting or disable {needed_by[0]}"))
             continue
         reason = edge.not_applicable(spec) or why_not_wanted(edge, spec)
         if reason:

@@ -1,4 +1,9 @@
-"""The one composition point: a stack's spec in, its whole graph of services and edges out."""
+"""The one composition point: a stack's spec in, its whole graph of services and edges out.
+
+Services are built in dependency order (data tier, identity, apps, observability, then the
+proxy that routes them); each edge is built by the consumer it belongs to, from the set of
+planned edges, so switching an edge off in config leaves exactly that edge out.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,40 @@ from components import catalog
 from components.base import IntegrationEdge, Service
 from components.docker_host import DockerHostComponent
 from components.score import integration_report, is_wanted
+from components.services.alertmanager import Alertmanager
+from components.services.alloy import Alloy
+from components.services.caddy import Caddy
+from components.services.cadvisor import CAdvisor
 from components.services.gitea import Gitea
+from components.services.grafana import Grafana
+from components.services.keycloak import Keycloak
+from components.services.loki import Loki
+from components.services.mattermost import Mattermost
+from components.services.nextcloud import Nextcloud
+from components.services.oauth2_proxy import OAuth2Proxy
+from components.services.otel_collector import OtelCollector
+from components.services.portainer import Portainer
 from components.services.postgres import PostgreSQL
+from components.services.postgres_exporter import PostgresExporter
+from components.services.prometheus import Prometheus
+from components.services.redis import Redis
+from components.services.redis_exporter import RedisExporter
+from components.services.redmine import Redmine
+from components.services.tempo import Tempo
+from components.services.uptime_kuma import UptimeKuma
+from components.services.wikijs import WikiJs
 from stacks.load import ConfigError, Problem
 from stacks.spec import StackSpec
 
 # Edges this version of CERES can build; the rest of the catalog reports as missing, with the reason.
-BUILDABLE_EDGES: frozenset[str] = frozenset({"db-gitea"})
+BUILDABLE_EDGES: frozenset[str] = frozenset({
+    *(f"db-{app}" for app in ("keycloak", "nextcloud", "gitea", "mattermost", "redmine", "wikijs", "grafana")),
+    "cache-nextcloud",
+    "cache-gitea",
+    *(f"route-{app}" for app in catalog.PUBLIC_APPS),
+    "webdav-nextcloud",
+    "acme-caddy",
+})
 
 
 def planned_edges(spec: StackSpec) -> set[str]:
@@ -43,6 +75,10 @@ class Platform:
     def edges(self) -> list[IntegrationEdge]:
         return [edge for service in self.services.values() for edge in service.edges]
 
+    def add(self, service: Service) -> Any:
+        self.services[service.service] = service
+        return service
+
     def report(self) -> dict[str, Any]:
         return integration_report(self.spec, [edge.edge.id for edge in self.edges])
 
@@ -51,8 +87,13 @@ class Platform:
         return {
             "integration_score": report["score"],
             "integration_matrix": report["edges"],
-            "urls": {name: self.spec.public_url(name) for name in ("gitea",) if name in self.services},
+            "urls": {name: service.url for name, service in self.services.items() if name in catalog.PUBLIC_APPS},
         }
+
+
+def _consumers(edges: set[str], kind: str) -> tuple[str, ...]:
+    """The services with a planned edge of `kind` (database, cache), in catalog order."""
+    return tuple(e.source for e in catalog.EDGES if e.kind == kind and e.id in edges)
 
 
 def build_platform(spec: StackSpec) -> Platform:
@@ -61,16 +102,72 @@ def build_platform(spec: StackSpec) -> Platform:
     if problems:
         raise ConfigError(problems)
     edges = planned_edges(spec)
+    on = spec.enabled
     platform = Platform(spec)
     prefix = f"ceres-{pulumi.get_stack()}"
     for host in spec.hosts:
         platform.hosts[host.name] = DockerHostComponent(host, prefix)
     apps = platform.hosts[spec.host_for("apps").name]
 
-    postgres = None
-    if spec.enabled("postgres"):
-        consumers = tuple(e.source for e in catalog.EDGES if e.kind == "database" and e.id in edges)
-        postgres = platform.services["postgres"] = PostgreSQL(spec.services.postgres, apps, consumers)
-    if spec.enabled("gitea"):
-        platform.services["gitea"] = Gitea(spec, apps, postgres if "db-gitea" in edges else None)
+    def backend(service: Service | None, edge_id: str) -> Any:
+        """The backend service when the consumer's edge to it is planned, else None."""
+        return service if edge_id in edges else None
+
+    # data tier
+    postgres = redis = None
+    if on("postgres"):
+        postgres = platform.add(PostgreSQL(
+            spec.services.postgres, apps, _consumers(edges, "database"), monitoring=on("postgres_exporter"),
+        ))
+    if on("redis"):
+        redis = platform.add(Redis(spec.services.redis, apps, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
+    if on("postgres_exporter"):
+        platform.add(PostgresExporter(spec, apps, postgres=postgres))
+    if on("redis_exporter"):
+        platform.add(RedisExporter(spec, apps, redis=redis))
+
+    # identity
+    keycloak = None
+    if on("keycloak"):
+        keycloak = platform.add(Keycloak(spec, apps, postgres=backend(postgres, "db-keycloak")))
+    if on("oauth2_proxy"):
+        platform.add(OAuth2Proxy(spec, apps, keycloak=keycloak))
+
+    # work apps
+    if on("gitea"):
+        platform.add(Gitea(spec, apps, postgres=backend(postgres, "db-gitea"), redis=backend(redis, "cache-gitea")))
+    if on("nextcloud"):
+        platform.add(Nextcloud(spec, apps, postgres=backend(postgres, "db-nextcloud"), redis=backend(redis, "cache-nextcloud")))
+    if on("mattermost"):
+        platform.add(Mattermost(spec, apps, postgres=postgres))
+    if on("redmine"):
+        platform.add(Redmine(spec, apps, postgres=backend(postgres, "db-redmine")))
+    if on("wikijs"):
+        platform.add(WikiJs(spec, apps, postgres=backend(postgres, "db-wikijs")))
+
+    # observability
+    alertmanager = platform.add(Alertmanager(spec, apps)) if on("alertmanager") else None
+    if on("prometheus"):
+        platform.add(Prometheus(spec, apps, alertmanager=alertmanager))
+    if on("grafana"):
+        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana")))
+    if on("loki"):
+        loki = platform.add(Loki(spec, apps, alertmanager_url=alertmanager.internal_url if alertmanager else None))
+        if on("alloy"):
+            platform.add(Alloy(spec, apps, loki=loki))
+    if on("tempo"):
+        tempo = platform.add(Tempo(spec, apps))
+        if on("otel_collector"):
+            platform.add(OtelCollector(spec, apps, tempo=tempo))
+    if on("cadvisor"):
+        platform.add(CAdvisor(spec, apps))
+    if on("uptime_kuma"):
+        platform.add(UptimeKuma(spec, apps))
+
+    # operations and the edge
+    if on("portainer"):
+        platform.add(Portainer(spec, apps))
+    if on("caddy"):
+        routed = [platform.services[app] for app in catalog.PUBLIC_APPS if f"route-{app}" in edges]
+        platform.add(Caddy(spec, apps, routes=routed))
     return platform

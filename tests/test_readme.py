@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from components.catalog import EDGES
+from components.catalog import EDGES, PUBLIC_APPS
 from components.score import NOT_APPLICABLE, edge_statuses
 from stacks.load import load_spec
 from stacks.spec import SECRET_SETTINGS, SERVICE_NAMES, Services, ServiceSpec, StackSpec
@@ -58,11 +58,13 @@ def test_every_setting_is_in_the_configuration_reference():
     assert not missing, f"README's configuration reference lacks: {missing}"
 
 
-def test_the_pinned_images_in_the_readme_are_the_defaults():
+def test_the_pinned_images_and_urls_in_the_readme_are_the_defaults():
     for name in SERVICE_NAMES:
         service = BASE["services"][name]
-        row = f"| `{name}` | `{service['image']}` | {('`' + service['subdomain'] + '`') if 'subdomain' in service else '—'} |"
-        assert row in README, f"README's image table is stale for {name}: expected {row}"
+        row = f"| `{name}` | `{service['image']}` |"
+        assert row in README, f"README's service table is stale for {name}: expected {row}"
+        if name in PUBLIC_APPS:
+            assert f"{row} `https://{service['subdomain']}.ceres.localhost` |" in README, name
 
 
 def test_the_score_numbers_in_the_readme_are_computed_ones():

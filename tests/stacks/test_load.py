@@ -87,6 +87,7 @@ BAD_CONFIGS = [
     ("HA without postgres", "prod", with_settings(PROD, services={"postgres": {"enabled": False}, "mattermost": {"enabled": False}, "postgres_exporter": {"enabled": False}}), "ceres:services.postgres.enabled", "ha.enabled=false"),
     ("service without what it needs", "dev", with_settings(DEV, services={"postgres": {"enabled": False}}), "ceres:services.postgres.enabled", "mattermost cannot run without postgres"),
     ("edge whose endpoint is disabled", "dev", with_settings(DEV, services={"redmine": {"enabled": False}}, integrations={"chat-redmine": True}), "ceres:integrations.chat-redmine", "service redmine is disabled"),
+    ("edge a running service needs", "dev", with_settings(DEV, integrations={"db-mattermost": False}), "ceres:integrations.db-mattermost", "mattermost cannot run without it"),
     ("edge that cannot apply", "dev", with_settings(DEV, integrations={"cache-mattermost": True}), "ceres:integrations.cache-mattermost", "Team Edition"),
     ("unknown edge", "dev", with_settings(DEV, integrations={"chat-gita": False}), "ceres:integrations.chat-gita", "did you mean 'chat-gitea'"),
     ("edge switch not a boolean", "dev", with_settings(DEV, integrations={"chat-gitea": "maybe"}), "ceres:integrations.chat-gitea", "valid boolean"),
