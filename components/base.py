@@ -14,7 +14,13 @@ from components import catalog
 
 
 class Service(pulumi.ComponentResource):
-    """One service of the platform (`ceres:services:<Type>`), named by its spec key."""
+    """One service of the platform (`ceres:services:<Type>`), named by its spec key.
+
+    A service with an HTTP interface sets `HTTP_PORT` and its `container`; `upstream` and
+    `internal_url` are then how Caddy and its peers reach it on the platform's networks.
+    """
+
+    HTTP_PORT: ClassVar[int]
 
     def __init__(self, service: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"ceres:services:{type(self).__name__}", service, None, opts)
@@ -24,6 +30,15 @@ class Service(pulumi.ComponentResource):
     def child(self, **extra) -> pulumi.ResourceOptions:
         """Options for a child resource: parented here, so it shares this service's provider."""
         return pulumi.ResourceOptions(parent=self, **extra)
+
+    @property
+    def upstream(self) -> str:
+        """`name:port` on the platform's networks."""
+        return f"{self.container.alias}:{self.HTTP_PORT}"
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://{self.upstream}"
 
 
 class IntegrationEdge(pulumi.ComponentResource):

@@ -57,11 +57,3 @@ class Alertmanager(Service):
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget"),
         )
         self.register_outputs({"internal_url": self.internal_url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"
-
-    @property
-    def internal_url(self) -> str:
-        return f"http://{self.upstream}"

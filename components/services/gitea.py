@@ -16,8 +16,6 @@ from components.services.postgres import PostgreSQL
 from components.services.redis import Redis
 from stacks.spec import StackSpec
 
-HTTP_PORT = 3000
-
 
 class Gitea(Service):
     """Gitea behind Caddy at its public URL.
@@ -26,6 +24,8 @@ class Gitea(Service):
     Redis when the cache-gitea edge is on, in memory, files and its own LevelDB otherwise.
     Bootstraps an admin and the platform's API token; serves /metrics behind a bearer token.
     """
+
+    HTTP_PORT = 3000
 
     def __init__(
         self,
@@ -48,7 +48,7 @@ class Gitea(Service):
             "USER_GID=1000",
             f"GITEA__server__ROOT_URL={root_url}/",
             f"GITEA__server__DOMAIN={root_url.removeprefix('https://')}",
-            f"GITEA__server__HTTP_PORT={HTTP_PORT}",
+            f"GITEA__server__HTTP_PORT={self.HTTP_PORT}",
             # Caddy serves only HTTPS; git goes over HTTPS with tokens, not SSH.
             "GITEA__server__DISABLE_SSH=true",
             "GITEA__server__START_SSH_SERVER=false",
@@ -89,7 +89,7 @@ class Gitea(Service):
             envs=envs,
             volumes={"gitea-data": "/data"},
             # The image ships curl.
-            healthcheck=http_check(f"http://localhost:{HTTP_PORT}/api/healthz", tool="curl"),
+            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/api/healthz", tool="curl"),
             depends_on=depends_on,
         )
         bootstrap = ContainerScript(
@@ -101,7 +101,7 @@ class Gitea(Service):
                 admin_username=config.ADMIN_USERNAME,
                 admin_email=f"{config.ADMIN_USERNAME}@{spec.domain}",
                 token_name=config.TOKEN_NAME,
-                api_url=f"http://localhost:{HTTP_PORT}/api/v1",
+                api_url=f"http://localhost:{self.HTTP_PORT}/api/v1",
             )),
             env={config.ADMIN_PASSWORD_VARIABLE: admin_password.result},
             # The gitea CLI refuses to run as root.
@@ -114,7 +114,3 @@ class Gitea(Service):
         self.api_token: pulumi.Output[str] = pulumi.Output.secret(bootstrap.output)
         self.metrics_token: pulumi.Output[str] = metrics_token.result
         self.register_outputs({"url": root_url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{HTTP_PORT}"

@@ -86,12 +86,3 @@ class Grafana(Service):
             depends_on=depends_on,
         )
         self.register_outputs({"url": self.url, "internal_url": self.internal_url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"
-
-    @property
-    def internal_url(self) -> str:
-        """For the Grafana provider and datasource wiring inside the platform."""
-        return f"http://{self.upstream}"

@@ -91,12 +91,8 @@ class Keycloak(Service):
         self.admin_username = ADMIN_USERNAME
         self.admin_password: pulumi.Output[str] = admin_password.result
         # For back-channel calls from other containers on the edge network.
-        self.internal_url = f"http://{self.container.alias}:{self.HTTP_PORT}"
         self.register_outputs({"url": self.url, "internalUrl": self.internal_url})
 
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"
 
     @property
     def issuer_url(self) -> str:

@@ -18,6 +18,8 @@ class Loki(Service):
     `alertmanager_url` when one is given.
     """
 
+    HTTP_PORT = config.HTTP_PORT
+
     def __init__(
         self,
         spec: StackSpec,
@@ -44,7 +46,6 @@ class Loki(Service):
             # busybox asks /ready, which answers 200 once the ingester has joined its ring.
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),
         )
-        self.internal_url = f"http://{self.container.alias}:{config.HTTP_PORT}"
         self.push_url = f"{self.internal_url}/loki/api/v1/push"
         self.rules_directory = config.TENANT_RULES_DIR
         self.register_outputs({"internal_url": self.internal_url, "push_url": self.push_url})

@@ -88,7 +88,3 @@ class Mattermost(Service):
         self.bot_username = config.BOT_USERNAME
         self.bot_token = pulumi.Output.secret(token.output)
         self.register_outputs({"url": self.url, "team": self.team})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"

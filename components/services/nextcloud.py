@@ -17,7 +17,6 @@ from components.services.postgres import PostgreSQL
 from components.services.redis import Redis
 from stacks.spec import StackSpec
 
-HTTP_PORT = 80
 DATA_VOLUME = "nextcloud-data"
 
 
@@ -29,6 +28,8 @@ class Nextcloud(Service):
     run in cron mode from a second container of the same image on the same volume (`/cron.sh`,
     the image's documented way).
     """
+
+    HTTP_PORT = 80
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class Nextcloud(Service):
             # The apache image ships curl; status.php answers only for a trusted host name.
             # The first start installs Nextcloud before Apache listens: give it minutes.
             healthcheck=Healthcheck(
-                ["CMD", "curl", "-fsS", "-o", "/dev/null", "-H", f"Host: {public_host}", f"http://localhost:{HTTP_PORT}/status.php"],
+                ["CMD", "curl", "-fsS", "-o", "/dev/null", "-H", f"Host: {public_host}", f"http://localhost:{self.HTTP_PORT}/status.php"],
                 start_period="300s", retries=10,
             ),
             depends_on=depends_on,
@@ -141,7 +142,3 @@ class Nextcloud(Service):
             ],
             opts=self.child(depends_on=[self.container.container, self.bootstrap.command], delete_before_replace=True),
         )
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{HTTP_PORT}"

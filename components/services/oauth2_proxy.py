@@ -84,7 +84,3 @@ class OAuth2Proxy(Service):
         # The identity issue creates the Keycloak client with this same secret.
         self.client_secret: pulumi.Output[str] = client_secret.result
         self.register_outputs({"clientId": CLIENT_ID})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"

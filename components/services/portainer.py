@@ -54,7 +54,3 @@ class Portainer(Service):
         self.admin_username = ADMIN_USERNAME
         self.admin_password: pulumi.Output[str] = admin_password.result
         self.register_outputs({"url": self.url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"

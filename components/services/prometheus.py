@@ -65,11 +65,3 @@ class Prometheus(Service):
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget", start_period="60s"),
         )
         self.register_outputs({"internal_url": self.internal_url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"
-
-    @property
-    def internal_url(self) -> str:
-        return f"http://{self.upstream}"

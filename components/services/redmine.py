@@ -81,7 +81,3 @@ class Redmine(Service):
         self.api_key = pulumi.Output.secret(bootstrap.output)
         self.sys_api_key = sys_api_key.result
         self.register_outputs({"url": self.url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"

@@ -14,6 +14,8 @@ from stacks.spec import StackSpec
 class Tempo(Service):
     """Tempo on the monitoring network: OTLP in at `otlp_grpc_endpoint`, Grafana reads `internal_url`."""
 
+    HTTP_PORT = config.HTTP_PORT
+
     def __init__(
         self,
         spec: StackSpec,
@@ -35,6 +37,5 @@ class Tempo(Service):
             # probe busybox asks /ready, 200 once the ingester has joined its ring.
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),
         )
-        self.internal_url = f"http://{self.container.alias}:{config.HTTP_PORT}"
         self.otlp_grpc_endpoint = f"{self.container.alias}:{config.OTLP_GRPC_PORT}"
         self.register_outputs({"internal_url": self.internal_url, "otlp_grpc_endpoint": self.otlp_grpc_endpoint})

@@ -53,13 +53,7 @@ class UptimeKuma(Service):
         self.api_key: pulumi.Output[str] = bootstrap.output
         self.register_outputs({"internal_url": self.internal_url})
 
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"
 
-    @property
-    def internal_url(self) -> str:
-        return f"http://{self.upstream}"
 
     @property
     def metrics_target(self) -> str:

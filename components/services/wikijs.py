@@ -79,7 +79,3 @@ class WikiJs(Service):
         self.admin_password = admin_password.result
         self.api_key = pulumi.Output.secret(bootstrap.output)
         self.register_outputs({"url": self.url})
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.container.alias}:{self.HTTP_PORT}"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from types import SimpleNamespace
+
 from components.base import Service
 from components.config.caddy import HEALTH_PATH, HEALTH_PORT, NEXTCLOUD_DAV_REDIRECTS
 from components.services.caddy import CADDYFILE, HEALTHCHECK, Caddy
@@ -28,7 +30,8 @@ class PublicApp(Service):
     def __init__(self, spec, service: str, port: int):
         super().__init__(service)
         self.url = spec.public_url(service)
-        self.upstream = f"{service}:{port}"
+        self.HTTP_PORT = port
+        self.container = SimpleNamespace(alias=service)
         self.register_outputs({})
 
 
