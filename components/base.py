@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pulumi
+import pulumi_random as random
 
 from components import catalog
 
@@ -30,6 +31,11 @@ class Service(pulumi.ComponentResource):
     def child(self, **extra) -> pulumi.ResourceOptions:
         """Options for a child resource: parented here, so it shares this service's provider."""
         return pulumi.ResourceOptions(parent=self, **extra)
+
+    def generate_secret(self, name: str, length: int = 32) -> pulumi.Output[str]:
+        """A password or key made once by pulumi-random (letters and digits, safe in URLs and
+        env files), kept in state as a secret and stable across `pulumi up`s."""
+        return random.RandomPassword(name, length=length, special=False, opts=self.child()).result
 
     @property
     def upstream(self) -> str:

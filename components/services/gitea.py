@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -39,10 +38,10 @@ class Gitea(Service):
         super().__init__("gitea", pulumi.ResourceOptions.merge(host.placed(), opts))
         service = spec.services.gitea
         root_url = spec.public_url("gitea")
-        secret_key = random.RandomPassword("gitea-secret-key", length=64, special=False, opts=self.child())
-        internal_token = random.RandomPassword("gitea-internal-token", length=64, special=False, opts=self.child())
-        metrics_token = random.RandomPassword("gitea-metrics-token", length=32, special=False, opts=self.child())
-        admin_password = random.RandomPassword("gitea-admin-password", length=32, special=False, opts=self.child())
+        secret_key = self.generate_secret("gitea-secret-key", 64)
+        internal_token = self.generate_secret("gitea-internal-token", 64)
+        metrics_token = self.generate_secret("gitea-metrics-token")
+        admin_password = self.generate_secret("gitea-admin-password")
         envs: list[pulumi.Input[str]] = [
             "USER_UID=1000",
             "USER_GID=1000",
@@ -54,10 +53,10 @@ class Gitea(Service):
             "GITEA__server__START_SSH_SERVER=false",
             "GITEA__security__INSTALL_LOCK=true",
             "GITEA__service__DISABLE_REGISTRATION=true",
-            pulumi.Output.concat("GITEA__security__SECRET_KEY=", secret_key.result),
-            pulumi.Output.concat("GITEA__security__INTERNAL_TOKEN=", internal_token.result),
+            pulumi.Output.concat("GITEA__security__SECRET_KEY=", secret_key),
+            pulumi.Output.concat("GITEA__security__INTERNAL_TOKEN=", internal_token),
             "GITEA__metrics__ENABLED=true",
-            pulumi.Output.concat("GITEA__metrics__TOKEN=", metrics_token.result),
+            pulumi.Output.concat("GITEA__metrics__TOKEN=", metrics_token),
             f"GITEA__webhook__ALLOWED_HOST_LIST={config.webhook_allowed_hosts(spec.domain)}",
         ]
         networks = [host.edge_network]
@@ -103,14 +102,14 @@ class Gitea(Service):
                 token_name=config.TOKEN_NAME,
                 api_url=f"http://localhost:{self.HTTP_PORT}/api/v1",
             )),
-            env={config.ADMIN_PASSWORD_VARIABLE: admin_password.result},
+            env={config.ADMIN_PASSWORD_VARIABLE: admin_password},
             # The gitea CLI refuses to run as root.
             user="git",
             secret_output=True,
         )
         self.url = root_url
         self.admin_username = config.ADMIN_USERNAME
-        self.admin_password: pulumi.Output[str] = admin_password.result
+        self.admin_password: pulumi.Output[str] = admin_password
         self.api_token: pulumi.Output[str] = pulumi.Output.secret(bootstrap.output)
-        self.metrics_token: pulumi.Output[str] = metrics_token.result
+        self.metrics_token: pulumi.Output[str] = metrics_token
         self.register_outputs({"url": root_url})

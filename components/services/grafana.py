@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.container import ServiceContainer, http_check
@@ -35,11 +34,11 @@ class Grafana(Service):
         super().__init__("grafana", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("grafana")
         self.admin_username = "admin"
-        admin_password = random.RandomPassword("grafana-admin-password", length=32, special=False, opts=self.child())
+        admin_password = self.generate_secret("grafana-admin-password")
         # Encrypts the data keys that protect datasource and contact-point secrets in the
         # database (Grafana 12 envelope encryption): never rotate it, or those become unreadable.
-        secret_key = random.RandomPassword("grafana-secret-key", length=40, special=False, opts=self.child())
-        self.admin_password = admin_password.result
+        secret_key = self.generate_secret("grafana-secret-key", 40)
+        self.admin_password = admin_password
         envs: list[pulumi.Input[str]] = [
             f"GF_SERVER_ROOT_URL={self.url}/",
             f"GF_SERVER_DOMAIN={self.url.removeprefix('https://')}",
@@ -56,8 +55,8 @@ class Grafana(Service):
             "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
         ]
         secret_files: dict[str, pulumi.Input[str]] = {
-            f"{SECRETS_DIR}/admin_password": admin_password.result,
-            f"{SECRETS_DIR}/secret_key": secret_key.result,
+            f"{SECRETS_DIR}/admin_password": admin_password,
+            f"{SECRETS_DIR}/secret_key": secret_key,
         }
         networks = [host.edge_network, host.monitoring_network]
         depends_on: list[pulumi.Resource] = []

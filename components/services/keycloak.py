@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.config import keycloak as config
@@ -39,7 +38,7 @@ class Keycloak(Service):
     ):
         super().__init__("keycloak", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("keycloak")
-        admin_password = random.RandomPassword("keycloak-admin-password", length=32, special=False, opts=self.child())
+        admin_password = self.generate_secret("keycloak-admin-password")
         envs: list[pulumi.Input[str]] = [
             # Hostname v2 takes the full public URL: tokens always carry this issuer, whichever
             # way a request came in.
@@ -55,7 +54,7 @@ class Keycloak(Service):
             "KC_METRICS_ENABLED=true",
             # Honoured only when the master realm is first created; later changes are ignored.
             f"KC_BOOTSTRAP_ADMIN_USERNAME={ADMIN_USERNAME}",
-            pulumi.Output.concat("KC_BOOTSTRAP_ADMIN_PASSWORD=", admin_password.result),
+            pulumi.Output.concat("KC_BOOTSTRAP_ADMIN_PASSWORD=", admin_password),
         ]
         networks = [host.edge_network]
         depends_on: list[pulumi.Resource] = []
@@ -89,7 +88,7 @@ class Keycloak(Service):
             wait_timeout=600,
         )
         self.admin_username = ADMIN_USERNAME
-        self.admin_password: pulumi.Output[str] = admin_password.result
+        self.admin_password: pulumi.Output[str] = admin_password
         # For back-channel calls from other containers on the edge network.
         self.register_outputs({"url": self.url, "internalUrl": self.internal_url})
 

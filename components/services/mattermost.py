@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -57,7 +56,7 @@ class Mattermost(Service):
             healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/api/v4/system/ping", tool="probe", start_period="180s"),
             depends_on=[db.ready],
         )
-        admin_password = random.RandomPassword("mattermost-admin-password", length=32, special=False, opts=self.child())
+        admin_password = self.generate_secret("mattermost-admin-password")
         setup = ContainerScript(
             self,
             "mattermost-bootstrap",
@@ -69,7 +68,7 @@ class Mattermost(Service):
                 team=self.team,
                 channels=tuple(spec.chat.channels.model_dump().values()),
             )),
-            env={config.ADMIN_PASSWORD_VARIABLE: admin_password.result},
+            env={config.ADMIN_PASSWORD_VARIABLE: admin_password},
             user=config.CONTAINER_USER,
         )
         # Its own step, so changing the channels re-runs the setup without touching the token.
@@ -84,7 +83,7 @@ class Mattermost(Service):
             depends_on=[setup.command],
         )
         self.admin_username = pulumi.Output.secret(config.ADMIN_USERNAME)
-        self.admin_password = admin_password.result
+        self.admin_password = admin_password
         self.bot_username = config.BOT_USERNAME
         self.bot_token = pulumi.Output.secret(token.output)
         self.register_outputs({"url": self.url, "team": self.team})

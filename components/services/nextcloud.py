@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -44,10 +43,10 @@ class Nextcloud(Service):
         service = spec.services.nextcloud
         self.url = spec.public_url("nextcloud")
         public_host = self.url.removeprefix("https://")
-        admin_password = random.RandomPassword("nextcloud-admin-password", length=32, special=False, opts=self.child())
+        admin_password = self.generate_secret("nextcloud-admin-password")
         envs: list[pulumi.Input[str]] = [
             f"NEXTCLOUD_ADMIN_USER={config.ADMIN_USERNAME}",
-            pulumi.Output.concat("NEXTCLOUD_ADMIN_PASSWORD=", admin_password.result),
+            pulumi.Output.concat("NEXTCLOUD_ADMIN_PASSWORD=", admin_password),
             f"NEXTCLOUD_TRUSTED_DOMAINS={public_host}",
             # Behind Caddy, which terminates TLS: links, redirects and occ's URLs use the public one,
             # and Nextcloud (not Apache's remoteip) reads X-Forwarded-For from the proxy alone.
@@ -107,7 +106,7 @@ class Nextcloud(Service):
         )
         self.cron = self._cron(host, service.memory_mb, networks, job_envs)
         self.admin_username = config.ADMIN_USERNAME
-        self.admin_password: pulumi.Output[str] = admin_password.result
+        self.admin_password: pulumi.Output[str] = admin_password
         self.register_outputs({"url": self.url})
 
     def _cron(self, host: DockerHostComponent, memory_mb: int, networks: list[docker.Network],

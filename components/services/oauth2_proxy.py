@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.container import ServiceContainer, http_check
@@ -38,10 +37,10 @@ class OAuth2Proxy(Service):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("oauth2_proxy", pulumi.ResourceOptions.merge(host.placed(), opts))
-        client_secret = random.RandomPassword("oauth2-proxy-client-secret", length=32, special=False, opts=self.child())
+        client_secret = self.generate_secret("oauth2-proxy-client-secret")
         # 32 alphanumerics (~190 bits). oauth2-proxy decodes them as base64url into a 24-byte
         # AES key (a non-decodable secret would be used raw): a valid key either way.
-        cookie_secret = random.RandomPassword("oauth2-proxy-cookie-secret", length=32, special=False, opts=self.child())
+        cookie_secret = self.generate_secret("oauth2-proxy-cookie-secret")
         cookie_domain = f".{spec.domain}"
         envs: list[pulumi.Input[str]] = [
             "OAUTH2_PROXY_PROVIDER=keycloak-oidc",
@@ -52,8 +51,8 @@ class OAuth2Proxy(Service):
             f"OAUTH2_PROXY_OIDC_JWKS_URL={_endpoint(keycloak.internal_realm_url, 'certs')}",
             f"OAUTH2_PROXY_PROFILE_URL={_endpoint(keycloak.internal_realm_url, 'userinfo')}",
             f"OAUTH2_PROXY_CLIENT_ID={CLIENT_ID}",
-            pulumi.Output.concat("OAUTH2_PROXY_CLIENT_SECRET=", client_secret.result),
-            pulumi.Output.concat("OAUTH2_PROXY_COOKIE_SECRET=", cookie_secret.result),
+            pulumi.Output.concat("OAUTH2_PROXY_CLIENT_SECRET=", client_secret),
+            pulumi.Output.concat("OAUTH2_PROXY_COOKIE_SECRET=", cookie_secret),
             "OAUTH2_PROXY_CODE_CHALLENGE_METHOD=S256",
             # One sign-in covers every gated UI under the domain.
             f"OAUTH2_PROXY_COOKIE_DOMAINS={cookie_domain}",
@@ -82,5 +81,5 @@ class OAuth2Proxy(Service):
         )
         self.client_id = CLIENT_ID
         # The identity issue creates the Keycloak client with this same secret.
-        self.client_secret: pulumi.Output[str] = client_secret.result
+        self.client_secret: pulumi.Output[str] = client_secret
         self.register_outputs({"clientId": CLIENT_ID})

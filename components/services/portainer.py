@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.container import ServiceContainer, http_check
@@ -27,7 +26,7 @@ class Portainer(Service):
     def __init__(self, spec: StackSpec, host: DockerHostComponent, opts: pulumi.ResourceOptions | None = None):
         super().__init__("portainer", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("portainer")
-        admin_password = random.RandomPassword("portainer-admin-password", length=32, special=False, opts=self.child())
+        admin_password = self.generate_secret("portainer-admin-password")
         self.container = ServiceContainer(
             self,
             "portainer",
@@ -46,11 +45,11 @@ class Portainer(Service):
             volumes={"portainer-data": "/data"},
             binds={DOCKER_SOCKET: DOCKER_SOCKET},
             # The file holds just the password (Portainer would trim one trailing newline).
-            secret_files={ADMIN_PASSWORD_FILE: admin_password.result},
+            secret_files={ADMIN_PASSWORD_FILE: admin_password},
             # The image is built FROM scratch: no shell, no client. The host's probe busybox
             # asks the public status endpoint (/api/status is the deprecated alias).
             healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/api/system/status", tool="probe"),
         )
         self.admin_username = ADMIN_USERNAME
-        self.admin_password: pulumi.Output[str] = admin_password.result
+        self.admin_password: pulumi.Output[str] = admin_password
         self.register_outputs({"url": self.url})

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
-import pulumi_random as random
 
 from components.base import Service
 from components.config import postgres as config
@@ -49,14 +48,14 @@ class PostgreSQL(Service):
     ):
         super().__init__("postgres", pulumi.ResourceOptions.merge(host.placed(), opts))
         settings = config.PostgresSettings(memory_mb=spec.memory_mb, consumers=consumers, monitoring=monitoring)
-        superuser_password = random.RandomPassword("postgres-superuser", length=32, special=False, opts=self.child())
+        superuser_password = self.generate_secret("postgres-superuser")
         self.container = ServiceContainer(
             self,
             "postgres",
             spec=spec,
             host=host,
             networks=[host.data_network],
-            envs=[superuser_password.result.apply(lambda p: f"POSTGRES_PASSWORD={p}")],
+            envs=[superuser_password.apply(lambda p: f"POSTGRES_PASSWORD={p}")],
             command=["postgres", "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
             volumes={"postgres-data": "/var/lib/postgresql/data"},
             files={
@@ -77,17 +76,17 @@ class PostgreSQL(Service):
         self.register_outputs({"consumers": list(consumers), "monitoring": monitoring})
 
     def _provision(self, host: DockerHostComponent, role: str, database: str, step: str, sql: str) -> Database:
-        password = random.RandomPassword(f"postgres-{role}-password", length=32, special=False, opts=self.child())
+        password = self.generate_secret(f"postgres-{role}-password")
         provisioning = command.local.Command(
             step,
             create=config.psql_over_docker_exec(self.container.name, env=("CERES_ROLE_PASSWORD",)),
             stdin=sql,
             # Retiring keeps the data: the script goes in through printf, as delete gets no stdin.
             delete=f"printf %s {shlex.quote(config.retire_sql(role))} | {config.psql_over_docker_exec(self.container.name)}",
-            environment={"DOCKER_HOST": host.host.url, "CERES_ROLE_PASSWORD": password.result},
+            environment={"DOCKER_HOST": host.host.url, "CERES_ROLE_PASSWORD": password},
             opts=self.child(depends_on=[self.container.container]),
         )
-        return Database(self.host_name, PORT, database, role, password.result, provisioning)
+        return Database(self.host_name, PORT, database, role, password, provisioning)
 
     def database(self, consumer: str) -> Database:
         if consumer not in self._databases:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.config import redis as config
@@ -50,7 +49,7 @@ class Redis(Service):
         super().__init__("redis", pulumi.ResourceOptions.merge(host.placed(), opts))
         settings = config.RedisSettings(memory_mb=spec.memory_mb, consumers=consumers, monitoring=monitoring)
         self._passwords = {
-            user: random.RandomPassword(f"redis-{user}-password", length=32, special=False, opts=self.child()).result
+            user: self.generate_secret(f"redis-{user}-password")
             for user in config.login_users(settings)
         }
         acl_file = pulumi.Output.all(**self._passwords).apply(lambda passwords: config.acl_file(settings, passwords))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -34,10 +33,10 @@ class Redmine(Service):
     ):
         super().__init__("redmine", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("redmine")
-        secret_key_base = random.RandomPassword("redmine-secret-key-base", length=64, special=False, opts=self.child())
-        admin_password = random.RandomPassword("redmine-admin-password", length=32, special=False, opts=self.child())
-        sys_api_key = random.RandomPassword("redmine-sys-api-key", length=32, special=False, opts=self.child())
-        envs: list[pulumi.Input[str]] = [pulumi.Output.concat("REDMINE_SECRET_KEY_BASE=", secret_key_base.result)]
+        secret_key_base = self.generate_secret("redmine-secret-key-base", 64)
+        admin_password = self.generate_secret("redmine-admin-password")
+        sys_api_key = self.generate_secret("redmine-sys-api-key")
+        envs: list[pulumi.Input[str]] = [pulumi.Output.concat("REDMINE_SECRET_KEY_BASE=", secret_key_base)]
         volumes = {"redmine-files": config.FILES_DIR}
         networks = [host.edge_network]
         depends_on: list[pulumi.Resource] = []
@@ -71,13 +70,13 @@ class Redmine(Service):
             host=host,
             script=config.bootstrap_script(config.RedmineBootstrap.for_url(self.url)),
             env={
-                config.ADMIN_PASSWORD_VARIABLE: admin_password.result,
-                config.SYS_API_KEY_VARIABLE: sys_api_key.result,
+                config.ADMIN_PASSWORD_VARIABLE: admin_password,
+                config.SYS_API_KEY_VARIABLE: sys_api_key,
             },
             user=config.CONTAINER_USER,
             secret_output=True,
         )
-        self.admin_password = admin_password.result
+        self.admin_password = admin_password
         self.api_key = pulumi.Output.secret(bootstrap.output)
-        self.sys_api_key = sys_api_key.result
+        self.sys_api_key = sys_api_key
         self.register_outputs({"url": self.url})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -27,8 +26,8 @@ class UptimeKuma(Service):
         super().__init__("uptime_kuma", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("uptime_kuma")
         self.admin_username = "admin"
-        admin_password = random.RandomPassword("uptime_kuma-admin-password", length=32, special=False, opts=self.child())
-        self.admin_password = admin_password.result
+        admin_password = self.generate_secret("uptime_kuma-admin-password")
+        self.admin_password = admin_password
         self.container = ServiceContainer(
             self,
             "uptime_kuma",
@@ -46,7 +45,7 @@ class UptimeKuma(Service):
             container=self.container,
             host=host,
             script=config.bootstrap_script(config.KumaBootstrap(url=f"http://127.0.0.1:{self.HTTP_PORT}")),
-            env={config.USERNAME_ENV: self.admin_username, config.PASSWORD_ENV: admin_password.result},
+            env={config.USERNAME_ENV: self.admin_username, config.PASSWORD_ENV: admin_password},
             secret_output=True,
         )
         # The password Prometheus sends to /metrics (basic auth; Kuma ignores the user name).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -34,7 +33,7 @@ class WikiJs(Service):
     ):
         super().__init__("wikijs", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("wikijs")
-        admin_password = random.RandomPassword("wikijs-admin-password", length=32, special=False, opts=self.child())
+        admin_password = self.generate_secret("wikijs-admin-password")
         envs: list[pulumi.Input[str]] = []
         secret_files: dict[str, pulumi.Input[str]] = {}
         networks = [host.edge_network]
@@ -72,10 +71,10 @@ class WikiJs(Service):
             script=config.bootstrap_script(config.WikiJsBootstrap(site_url=self.url, port=self.HTTP_PORT)),
             env={
                 config.ADMIN_EMAIL_VARIABLE: self.admin_email,
-                config.ADMIN_PASSWORD_VARIABLE: admin_password.result,
+                config.ADMIN_PASSWORD_VARIABLE: admin_password,
             },
             secret_output=True,
         )
-        self.admin_password = admin_password.result
+        self.admin_password = admin_password
         self.api_key = pulumi.Output.secret(bootstrap.output)
         self.register_outputs({"url": self.url})
