@@ -11,6 +11,7 @@ import json
 import re
 import types
 import typing
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -211,6 +212,7 @@ def check_spec(spec: StackSpec, raw_config: Mapping[str, Any] = {}, secret_keys:
         *_check_ha(spec),
         *_check_services(spec),
         *_check_integrations(spec),
+        *_check_sso(spec),
         *_check_secrets(spec, raw_config),
     ]
 
@@ -287,6 +289,39 @@ def _check_integrations(spec: StackSpec) -> list[Problem]:
         reason = edge.not_applicable(spec) or why_not_wanted(edge, spec)
         if reason:
             problems.append(Problem(path, True, f"this edge cannot be built here: {reason}; fix that or remove the setting"))
+    return problems
+
+
+def _sso_edges() -> dict[str, str]:
+    """App -> its login edge id, for every app that signs in through Keycloak."""
+    return {e.source: e.id for e in EDGES_BY_ID.values() if e.kind == "oidc_client"}
+
+
+def _check_sso(spec: StackSpec) -> list[Problem]:
+    problems = []
+    logins = _sso_edges()
+    if not spec.enabled("keycloak"):
+        signing_in = [
+            app for app, edge_id in logins.items()
+            if spec.enabled(app) and spec.integrations.get(edge_id) is not False
+        ]
+        if signing_in:
+            switches = ", ".join(f"integrations.{logins[app]}=false" for app in signing_in)
+            problems.append(Problem(
+                "services.keycloak.enabled", False,
+                f"{', '.join(signing_in)} sign in through Keycloak: enable keycloak, or turn their SSO off ({switches})",
+            ))
+    for app, uris in spec.sso.extra_redirect_uris.items():
+        if app not in logins:
+            problems.append(Problem(f"sso.extra_redirect_uris.{app}", app, f"not an app that signs in through Keycloak; {_allowed(app, sorted(logins))}"))
+            continue
+        for index, uri in enumerate(uris):
+            host = urlsplit(uri).hostname or ""
+            if host != spec.domain and not host.endswith(f".{spec.domain}"):
+                problems.append(Problem(
+                    f"sso.extra_redirect_uris.{app}[{index}]", uri,
+                    f"redirect host {host!r} is outside the stack's domain {spec.domain!r}: Keycloak would send sign-ins there",
+                ))
     return problems
 
 

@@ -15,6 +15,7 @@ import pulumi
 from components import catalog
 from components.base import IntegrationEdge, Service
 from components.docker_host import DockerHostComponent
+from components.integrations.oidc import OidcClientEdge
 from components.score import integration_report, is_wanted
 from components.services.alertmanager import Alertmanager
 from components.services.alloy import Alloy
@@ -49,6 +50,7 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     *(f"route-{app}" for app in catalog.PUBLIC_APPS),
     "webdav-nextcloud",
     "acme-caddy",
+    "sso-grafana",
 })
 
 
@@ -150,7 +152,7 @@ def build_platform(spec: StackSpec) -> Platform:
     if on("prometheus"):
         platform.add(Prometheus(spec, apps, alertmanager=alertmanager))
     if on("grafana"):
-        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana")))
+        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana"), sso="sso-grafana" in edges))
     if on("loki"):
         loki = platform.add(Loki(spec, apps, alertmanager_url=alertmanager.internal_url if alertmanager else None))
         if on("alloy"):
@@ -167,7 +169,15 @@ def build_platform(spec: StackSpec) -> Platform:
     # operations and the edge
     if on("portainer"):
         platform.add(Portainer(spec, apps))
+    caddy = None
     if on("caddy"):
         routed = [platform.services[app] for app in catalog.PUBLIC_APPS if f"route-{app}" in edges]
-        platform.add(Caddy(spec, apps, routes=routed))
+        caddy = platform.add(Caddy(spec, apps, routes=routed))
+
+    # single sign-on: the realm is managed through Keycloak's public URL, so after the proxy
+    logins = [e for e in catalog.EDGES if e.kind == "oidc_client" and e.id in edges]
+    if logins:
+        keycloak.open_realm(spec, reachable_after=[caddy.container.container] if caddy else [])
+        for login in logins:
+            OidcClientEdge(platform.services[login.source], keycloak)
     return platform

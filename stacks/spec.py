@@ -199,6 +199,21 @@ class BackupSpec(Strict):
 
 
 
+GroupName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,63}$", "must start with a letter, then 1-63 lowercase letters, digits or '-'")]
+RealmName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,35}$", "must start with a letter, then 1-35 lowercase letters, digits or '-'")]
+
+
+class SsoSpec(Strict):
+    """Single sign-on: one Keycloak realm; admin rights in every app follow one group."""
+
+    realm: RealmName
+    admin_group: GroupName
+    user_group: GroupName
+    # More places an app may send people back to after sign-in (a second host name, a desktop
+    # client's callback): per app, each an https URL on the stack's domain.
+    extra_redirect_uris: dict[str, tuple[HttpsUrl, ...]] = Field(default_factory=dict)
+
+
 class StackSpec(Strict):
     """Everything one stack needs, validated before any resource is registered."""
 
@@ -211,6 +226,7 @@ class StackSpec(Strict):
     chat: ChatSpec
     smtp: SmtpSpec | None = None
     backup: BackupSpec
+    sso: SsoSpec
     # Edge id -> False switches a catalog edge off; True insists on it (config fails if it cannot be built).
     integrations: dict[str, bool] = Field(default_factory=dict)
 

@@ -63,6 +63,7 @@ BASE: dict[str, Any] = {
         "keep_weekly": 4,
         "keep_monthly": 6,
     },
+    "sso": {"realm": "ceres", "admin_group": "ceres-admins", "user_group": "ceres-users"},
     "integrations": {},
 }
 

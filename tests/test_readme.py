@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+# What the keys of each map setting are, as the reference names them.
+MAP_KEYS = {"integrations": "<edge-id>", "extra_redirect_uris": "<app>"}
+
+
 def _models_in(annotation) -> list[type[BaseModel]]:
     """The models a field holds: itself, an Optional's, a tagged union's members, a tuple's items."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -33,7 +37,7 @@ def setting_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
         path = prefix + name + ("[]" if typing.get_origin(field.annotation) is tuple else "")
         models = _models_in(field.annotation)
         if typing.get_origin(field.annotation) is dict:
-            paths.add(f"{path}.<edge-id>")
+            paths.add(f"{path}.{MAP_KEYS[name]}")
         elif models:
             for member in models:
                 paths |= setting_paths(member, f"{path}.")

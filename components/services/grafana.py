@@ -8,6 +8,7 @@ from components.base import Service
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.database import DatabaseEdge
+from components.integrations.oidc import OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
 
@@ -15,7 +16,9 @@ SECRETS_DIR = "/etc/grafana/secrets"
 
 
 class Grafana(Service):
-    """State in PostgreSQL when the db-grafana edge is on, in SQLite on its volume otherwise.
+    """State in PostgreSQL when the db-grafana edge is on, in SQLite on its volume otherwise;
+    sign-in through the realm when the sso-grafana edge is on (the local admin stays as a
+    break-glass login).
 
     Every secret reaches Grafana as a file through its `GF_<SECTION>_<KEY>__FILE` convention, so
     none shows in `docker inspect`.
@@ -29,6 +32,7 @@ class Grafana(Service):
         host: DockerHostComponent,
         *,
         postgres: PostgreSQL | None,
+        sso: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("grafana", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -58,6 +62,11 @@ class Grafana(Service):
             f"{SECRETS_DIR}/admin_password": admin_password,
             f"{SECRETS_DIR}/secret_key": secret_key,
         }
+        self.oidc: OidcLogin | None = None
+        if sso:
+            self.oidc = oidc_login(spec, self, ("/login/generic_oauth",))
+            envs += self._sso_envs(self.oidc)
+            secret_files[f"{SECRETS_DIR}/oidc_client_secret"] = self.oidc.client_secret
         networks = [host.edge_network, host.monitoring_network]
         depends_on: list[pulumi.Resource] = []
         if postgres is not None:
@@ -85,3 +94,29 @@ class Grafana(Service):
             depends_on=depends_on,
         )
         self.register_outputs({"url": self.url, "internal_url": self.internal_url})
+
+    @staticmethod
+    def _sso_envs(login: OidcLogin) -> list[str]:
+        """Generic OAuth against the realm: the browser goes to the public issuer, Grafana's own
+        calls stay on the internal network; members of the admin group are Grafana admins."""
+        prefix = "GF_AUTH_GENERIC_OAUTH_"
+        return [
+            f"{prefix}ENABLED=true",
+            f"{prefix}NAME=Keycloak",
+            f"{prefix}CLIENT_ID={login.client_id}",
+            f"{prefix}CLIENT_SECRET__FILE={SECRETS_DIR}/oidc_client_secret",
+            f"{prefix}SCOPES=openid email profile",
+            f"{prefix}AUTH_URL={login.auth_url}",
+            f"{prefix}TOKEN_URL={login.endpoint('token')}",
+            f"{prefix}API_URL={login.endpoint('userinfo')}",
+            f"{prefix}USE_PKCE=true",
+            f"{prefix}LOGIN_ATTRIBUTE_PATH=preferred_username",
+            f"{prefix}EMAIL_ATTRIBUTE_PATH=email",
+            f"{prefix}GROUPS_ATTRIBUTE_PATH=groups",
+            f"{prefix}ROLE_ATTRIBUTE_PATH=contains(groups[*], '{login.admin_group}') && 'GrafanaAdmin' || 'Viewer'",
+            f"{prefix}ALLOW_ASSIGN_GRAFANA_ADMIN=true",
+            # Without the group a user still gets in, as a viewer.
+            f"{prefix}ROLE_ATTRIBUTE_STRICT=false",
+            f"{prefix}ALLOW_SIGN_UP=true",
+            f"GF_AUTH_SIGNOUT_REDIRECT_URL={login.logout_url}?client_id={login.client_id}&post_logout_redirect_uri={login.app_url}/login",
+        ]

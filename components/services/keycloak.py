@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence
+
 import pulumi
+import pulumi_keycloak as keycloak
 
 from components.base import Service
 from components.config import keycloak as config
@@ -12,9 +16,17 @@ from components.integrations.database import DatabaseEdge
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
 
-# The realm every app signs in through; the identity issue creates it with this name.
-REALM = "ceres"
 ADMIN_USERNAME = "admin"
+
+
+@dataclass(frozen=True)
+class Realm:
+    """The platform's realm and the admin provider that manages it."""
+
+    provider: keycloak.Provider
+    realm: keycloak.Realm
+    admins: keycloak.Group
+    users: keycloak.Group
 
 
 class Keycloak(Service):
@@ -87,6 +99,8 @@ class Keycloak(Service):
             depends_on=depends_on,
             wait_timeout=600,
         )
+        self.realm_name = spec.sso.realm
+        self.realm: Realm | None = None
         self.admin_username = ADMIN_USERNAME
         self.admin_password: pulumi.Output[str] = admin_password
         # For back-channel calls from other containers on the edge network.
@@ -96,9 +110,54 @@ class Keycloak(Service):
     @property
     def issuer_url(self) -> str:
         """The realm's OpenID Connect issuer, as browsers and tokens know it."""
-        return f"{self.url}/realms/{REALM}"
+        return f"{self.url}/realms/{self.realm_name}"
 
     @property
     def internal_realm_url(self) -> str:
         """The same realm, reached from other containers without leaving Docker."""
-        return f"{self.internal_url}/realms/{REALM}"
+        return f"{self.internal_url}/realms/{self.realm_name}"
+
+    def open_realm(self, spec: StackSpec, reachable_after: Sequence[pulumi.Resource]) -> Realm:
+        """Create the platform's realm and its groups, through Keycloak's public URL.
+
+        `reachable_after` is what must run before that URL answers (Keycloak itself and the
+        proxy in front of it): the admin provider signs in only then.
+        """
+        admin = keycloak.Provider(
+            "keycloak-admin",
+            url=self.url,
+            realm="master",
+            client_id="admin-cli",
+            username=self.admin_username,
+            password=self.admin_password,
+            initial_login=False,
+            # Caddy's internal CA (dev) is not in the deploying machine's trust store; ACME
+            # certificates (prod) are, and are verified.
+            tls_insecure_skip_verify=spec.tls.mode == "internal",
+            opts=self.child(depends_on=[self.container.container, *reachable_after]),
+        )
+        on_admin = self.child(provider=admin)
+        realm = keycloak.Realm(
+            "keycloak-realm",
+            realm=spec.sso.realm,
+            display_name="CERES",
+            enabled=True,
+            login_with_email_allowed=True,
+            duplicate_emails_allowed=False,
+            ssl_required="external",
+            password_policy="length(12) and notUsername and notEmail",
+            security_defenses=keycloak.RealmSecurityDefensesArgs(
+                brute_force_detection=keycloak.RealmSecurityDefensesBruteForceDetectionArgs(
+                    permanent_lockout=False, max_login_failures=10, wait_increment_seconds=60,
+                ),
+            ),
+            opts=on_admin,
+        )
+        in_realm = self.child(provider=admin, depends_on=[realm])
+        self.realm = Realm(
+            provider=admin,
+            realm=realm,
+            admins=keycloak.Group("keycloak-admins-group", realm_id=realm.id, name=spec.sso.admin_group, opts=in_realm),
+            users=keycloak.Group("keycloak-users-group", realm_id=realm.id, name=spec.sso.user_group, opts=in_realm),
+        )
+        return self.realm

@@ -88,6 +88,11 @@ BAD_CONFIGS = [
     ("service without what it needs", "dev", with_settings(DEV, services={"postgres": {"enabled": False}}), "ceres:services.postgres.enabled", "mattermost cannot run without postgres"),
     ("edge whose endpoint is disabled", "dev", with_settings(DEV, services={"redmine": {"enabled": False}}, integrations={"chat-redmine": True}), "ceres:integrations.chat-redmine", "service redmine is disabled"),
     ("edge a running service needs", "dev", with_settings(DEV, integrations={"db-mattermost": False}), "ceres:integrations.db-mattermost", "mattermost cannot run without it"),
+    ("apps with SSO while Keycloak is disabled", "dev", with_settings(DEV, services={"keycloak": {"enabled": False}, "oauth2_proxy": {"enabled": False}}), "ceres:services.keycloak.enabled", "integrations.sso-gitea=false"),
+    ("redirect host outside the domain", "dev", with_settings(DEV, sso={"extra_redirect_uris": {"gitea": ["https://gitea.evil.example/user/oauth2/keycloak/callback"]}}), "ceres:sso.extra_redirect_uris.gitea[0]", "outside the stack's domain"),
+    ("redirect URL not https", "dev", with_settings(DEV, sso={"extra_redirect_uris": {"gitea": ["http://gitea.ceres.localhost/cb"]}}), "ceres:sso.extra_redirect_uris.gitea[0]", "https://"),
+    ("extra redirects for an app without SSO", "dev", with_settings(DEV, sso={"extra_redirect_uris": {"loki": ["https://loki.ceres.localhost/cb"]}}), "ceres:sso.extra_redirect_uris.loki", "not an app that signs in"),
+    ("bad admin group", "dev", with_settings(DEV, sso={"admin_group": "Admins!"}), "ceres:sso.admin_group", "lowercase"),
     ("edge that cannot apply", "dev", with_settings(DEV, integrations={"cache-mattermost": True}), "ceres:integrations.cache-mattermost", "Team Edition"),
     ("unknown edge", "dev", with_settings(DEV, integrations={"chat-gita": False}), "ceres:integrations.chat-gita", "did you mean 'chat-gitea'"),
     ("edge switch not a boolean", "dev", with_settings(DEV, integrations={"chat-gitea": "maybe"}), "ceres:integrations.chat-gitea", "valid boolean"),
@@ -129,6 +134,16 @@ def test_a_secret_set_as_a_secret_is_accepted():
     config = with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres"})
     config["ceres:smtp_password"] = "[secret]"
     assert load_spec("dev", config, {"ceres:smtp_password"}).smtp.username == "ceres"
+
+
+def test_sso_can_be_turned_off_app_by_app_when_keycloak_is_off():
+    logins = ("grafana", "nextcloud", "gitea", "wikijs", "redmine", "mattermost", "portainer")
+    config = with_settings(
+        DEV,
+        services={"keycloak": {"enabled": False}, "oauth2_proxy": {"enabled": False}},
+        integrations={f"sso-{app}": False for app in logins},
+    )
+    assert not load_spec("dev", config).enabled("keycloak")
 
 
 def test_config_of_other_namespaces_is_ignored():

@@ -17,7 +17,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from cli.offline import SECRET_MARK
 from components.config.keycloak import health_probe
-from components.services.keycloak import REALM, Keycloak
+from components.services.keycloak import Keycloak
+
+REALM = "ceres"  # the default realm (stacks/tiers.py)
 from components.services.postgres import PostgreSQL
 from stacks.tiers import BASE
 from tests.support import by_name, of_type, run_components
@@ -117,7 +119,6 @@ def test_exposes_urls_for_the_proxy_and_the_back_channel(with_postgres) -> None:
     assert keycloak.internal_url == "http://keycloak:8080"
     assert keycloak.issuer_url == f"https://keycloak.ceres.localhost/realms/{REALM}"
     assert keycloak.internal_realm_url == f"http://keycloak:8080/realms/{REALM}"
-    assert REALM == "ceres"
 
 
 def test_prod_uses_the_prod_domain() -> None:

@@ -16,7 +16,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from cli.offline import SECRET_MARK
 from components.docker_host import PROBE
-from components.services.keycloak import REALM, Keycloak
+from components.services.keycloak import Keycloak
+
+REALM = "ceres"  # the default realm (stacks/tiers.py)
 from components.services.oauth2_proxy import OAuth2Proxy
 from stacks.tiers import BASE
 from tests.support import by_name, run_components

@@ -1,0 +1,144 @@
+"""Edge kind `oidc_client`: an app signs in through the platform's Keycloak realm.
+
+The app builds its `OidcLogin` in its own constructor (its client secret is generated there,
+so the app's container is configured before Keycloak runs). The edge, built once the realm is
+open, registers the matching Keycloak client with the same secret, the claims the app reads,
+and then lets the app run its own side of the set-up (`apply_sso`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+from pulumi_keycloak import openid
+
+from components.base import IntegrationEdge, Service
+from components.services.keycloak import Keycloak
+from stacks.spec import StackSpec
+
+KEYCLOAK_INTERNAL_URL = f"http://keycloak:{Keycloak.HTTP_PORT}"
+
+
+@dataclass(frozen=True)
+class UserClaim:
+    """A claim taken from a property of the Keycloak user (`id`, `username`, `email`, ...)."""
+
+    claim: str
+    user_property: str
+    value_type: Literal["String", "long", "int", "boolean", "JSON"] = "String"
+
+
+@dataclass(frozen=True)
+class OidcLogin:
+    """How one app signs in: known from the spec alone, before Keycloak runs.
+
+    Browsers go to the public issuer; containers call Keycloak's token, userinfo and JWKS
+    endpoints on the internal network (Keycloak answers them with back-channel URLs).
+    """
+
+    client_id: str
+    client_secret: pulumi.Output[str]
+    app_url: str
+    redirect_uris: tuple[str, ...]
+    issuer_url: str
+    internal_issuer_url: str
+    admin_group: str
+    user_group: str
+    claims: tuple[UserClaim, ...] = ()
+
+    def endpoint(self, name: str, internal: bool = True) -> str:
+        """`auth`, `token`, `userinfo`, `certs` or `logout` under the realm's protocol path."""
+        base = self.internal_issuer_url if internal else self.issuer_url
+        return f"{base}/protocol/openid-connect/{name}"
+
+    @property
+    def auth_url(self) -> str:
+        return self.endpoint("auth", internal=False)
+
+    @property
+    def logout_url(self) -> str:
+        return self.endpoint("logout", internal=False)
+
+    @property
+    def discovery_url(self) -> str:
+        """Discovery for containers: issuer and auth endpoint stay public, the rest internal."""
+        return f"{self.internal_issuer_url}/.well-known/openid-configuration"
+
+
+def oidc_login(
+    spec: StackSpec,
+    app: Service,
+    callback_paths: tuple[str, ...],
+    claims: tuple[UserClaim, ...] = (),
+) -> OidcLogin:
+    """The login of `app` at its public URL: one redirect URI per callback path, plus the
+    stack's extra ones for that app (config validation keeps them on the stack's domain)."""
+    app_url = spec.public_url(app.service)
+    issuer = f"{spec.public_url('keycloak')}/realms/{spec.sso.realm}"
+    return OidcLogin(
+        client_id=app.service.replace("_", "-"),
+        client_secret=app.generate_secret(f"{app.service}-oidc-client-secret"),
+        app_url=app_url,
+        redirect_uris=(*(app_url + path for path in callback_paths), *spec.sso.extra_redirect_uris.get(app.service, ())),
+        issuer_url=issuer,
+        internal_issuer_url=f"{KEYCLOAK_INTERNAL_URL}/realms/{spec.sso.realm}",
+        admin_group=spec.sso.admin_group,
+        user_group=spec.sso.user_group,
+        claims=claims,
+    )
+
+
+class OidcClientEdge(IntegrationEdge):
+    """The app's Keycloak client: exact redirect URIs, its secret, groups and audience claims."""
+
+    kind = "oidc_client"
+
+    def __init__(self, app: Service, keycloak: Keycloak, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"sso-{app.service.replace('_', '-')}", app, keycloak, opts)
+        login: OidcLogin = app.oidc
+        realm = keycloak.realm
+        on_realm = pulumi.ResourceOptions(parent=self, provider=realm.provider)
+        self.client = openid.Client(
+            f"{app.service}-oidc-client",
+            realm_id=realm.realm.id,
+            client_id=login.client_id,
+            name=app.service,
+            access_type="CONFIDENTIAL",
+            standard_flow_enabled=True,
+            direct_access_grants_enabled=False,
+            client_secret=login.client_secret,
+            valid_redirect_uris=list(login.redirect_uris),
+            valid_post_logout_redirect_uris=[f"{login.app_url}/*"],
+            web_origins=[login.app_url],
+            root_url=login.app_url,
+            opts=on_realm,
+        )
+        client = pulumi.ResourceOptions(parent=self, provider=realm.provider, depends_on=[self.client])
+        # Admin rights in every app follow group membership: plain group names, in every token.
+        openid.GroupMembershipProtocolMapper(
+            f"{app.service}-groups-claim",
+            realm_id=realm.realm.id, client_id=self.client.id, name="groups", claim_name="groups",
+            full_path=False, add_to_id_token=True, add_to_access_token=True, add_to_userinfo=True,
+            opts=client,
+        )
+        openid.AudienceProtocolMapper(
+            f"{app.service}-audience",
+            realm_id=realm.realm.id, client_id=self.client.id, name="audience",
+            included_client_audience=login.client_id, add_to_id_token=True, add_to_access_token=True,
+            opts=client,
+        )
+        for claim in login.claims:
+            openid.UserPropertyProtocolMapper(
+                f"{app.service}-{claim.claim}-claim",
+                realm_id=realm.realm.id, client_id=self.client.id, name=claim.claim, claim_name=claim.claim,
+                user_property=claim.user_property, claim_value_type=claim.value_type,
+                add_to_id_token=True, add_to_access_token=True, add_to_userinfo=True,
+                opts=client,
+            )
+        # The app's own side (a CLI or API call in its container), once the client exists.
+        apply = getattr(app, "apply_sso", None)
+        if apply is not None:
+            apply(self)
+        self.register_outputs({"clientId": login.client_id, "redirectUris": list(login.redirect_uris)})
