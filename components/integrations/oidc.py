@@ -96,8 +96,12 @@ class OidcClientEdge(IntegrationEdge):
     kind = "oidc_client"
 
     def __init__(self, app: Service, keycloak: Keycloak, opts: pulumi.ResourceOptions | None = None):
+        login: OidcLogin | None = getattr(app, "oidc", None)
+        if login is None:
+            raise ValueError(f"{app.service} was built without its login (sso=True): it has no client to register")
+        if keycloak.realm is None:
+            raise ValueError("the realm is not open yet: call keycloak.open_realm(...) before building logins")
         super().__init__(f"sso-{app.service.replace('_', '-')}", app, keycloak, opts)
-        login: OidcLogin = app.oidc
         realm = keycloak.realm
         on_realm = pulumi.ResourceOptions(parent=self, provider=realm.provider)
         self.client = openid.Client(
