@@ -108,7 +108,8 @@ class RecordingMonitor(mocks.MockMonitor):
             custom=bool(request.custom),
             parent=request.parent,
             dependencies=sorted(request.dependencies),
-            provider=request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0] if request.provider else "",
+            # A provider reference is "<provider urn>::<provider id>".
+            provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
             inputs=_mask_secrets(raw_inputs),
             secret_outputs=secret_outputs,
             state=state,

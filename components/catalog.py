@@ -84,6 +84,8 @@ class Edge:
     seed: tuple[str, ...]
     # Services the edge needs besides its two endpoints (a relay, a gate, a shipper).
     via: tuple[str, ...] = ()
+    # Other edges it cannot work without (an admin UI's route needs the SSO gate).
+    needs: tuple[str, ...] = ()
     # Returns why the edge cannot apply to this stack, or None when it applies.
     not_applicable: Applicability = field(default=_always, compare=False)
 
@@ -112,6 +114,13 @@ def _internal_ca(spec: StackSpec) -> str | None:
     return None
 
 
+def _nothing_to_gate(spec: StackSpec) -> str | None:
+    routed = [ui for ui in GATED_UIS if spec.enabled(ui) and spec.integrations.get(_route_id(ui)) is not False]
+    if not routed:
+        return f"no admin UI without a login of its own is routed ({', '.join(GATED_UIS)})"
+    return None
+
+
 def _outside_saas(reason: str) -> Applicability:
     return lambda _spec: reason
 
@@ -127,12 +136,16 @@ def _database(app: str, seed: tuple[str, ...]) -> Edge:
     )
 
 
+def _route_id(app: str) -> str:
+    return f"route-{app.replace('_', '-')}"
+
+
 def _route(app: str, seed: tuple[str, ...]) -> Edge:
     gated = app in GATED_UIS
     return Edge(
-        f"route-{app.replace('_', '-')}", "infrastructure", "route", "caddy", app,
+        _route_id(app), "infrastructure", "route", "caddy", app,
         "HTTPS site behind Caddy forward_auth (oauth2-proxy)" if gated else "HTTPS site on Caddy",
-        seed, via=("oauth2_proxy", "keycloak") if gated else (),
+        seed, via=("oauth2_proxy", "keycloak") if gated else (), needs=("sso-proxy",) if gated else (),
     )
 
 
@@ -148,11 +161,11 @@ EDGES: tuple[Edge, ...] = (
     # identity
     _sso("grafana", "generic OAuth against the realm, admin role from the admin group",
          ("matrix: Keycloak × Grafana", "§1 KEYCLOAK: Grafana", "§7 Grafana: Keycloak")),
-    _sso("nextcloud", "user_oidc provider set through occ",
+    _sso("nextcloud", "user_oidc provider set through occ; admins through a Keycloak client role mapped to Nextcloud's admin group",
          ("matrix: Keycloak × Nextcloud", "§1 KEYCLOAK: Nextcloud", "§2 NEXTCLOUD: Keycloak")),
     _sso("gitea", "OpenID Connect login source (gitea admin auth add-oauth)",
          ("matrix: Keycloak × Gitea", "§1 KEYCLOAK: Gitea", "§3 Gitea: Keycloak")),
-    _sso("wikijs", "keycloak authentication strategy through GraphQL, local login kept",
+    _sso("wikijs", "OpenID Connect strategy through GraphQL, realm groups mapped to Wiki.js groups by name, local login kept",
          ("matrix: Keycloak × Wiki.js", "§1 KEYCLOAK: Wiki.js", "§6 WIKI.JS: Keycloak")),
     _sso("redmine", "OIDC plugin in a derived image",
          ("matrix: Keycloak × Redmine", "§1 KEYCLOAK: Redmine", "§4 REDMINE: Keycloak")),
@@ -162,7 +175,7 @@ EDGES: tuple[Edge, ...] = (
          ("§8 Portainer: Not integrated with other services",)),
     Edge("sso-proxy", "identity", "forward_auth", "caddy", "oauth2_proxy",
          "Caddy forward_auth to oauth2-proxy (keycloak-oidc) for UIs without SSO",
-         ("§1 KEYCLOAK: Caddy", "§8 Caddy: SSO protection"), via=("keycloak",)),
+         ("§1 KEYCLOAK: Caddy", "§8 Caddy: SSO protection"), via=("keycloak",), not_applicable=_nothing_to_gate),
     # storage
     Edge("files-gitea", "storage", "file_mirror", "gitea", "nextcloud",
          "default branch of each project repository checked out into a read-only Nextcloud folder",

@@ -45,6 +45,7 @@ def tcp_check(port: int, **timing: str | int) -> Healthcheck:
 class ServiceContainer:
     """The image, volumes and container of one service, created as children of `owner`.
 
+    `image` replaces the pinned image with one derived from it (built by the service);
     `files` are plain config text; `secret_files` carry credentials and stay secret in state
     (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
     proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it);
@@ -60,6 +61,7 @@ class ServiceContainer:
         host: DockerHostComponent,
         networks: Sequence[docker.Network],
         healthcheck: Healthcheck,
+        image: pulumi.Input[str] | None = None,
         envs: Sequence[pulumi.Input[str]] = (),
         command: Sequence[str] | None = None,
         entrypoint: Sequence[str] | None = None,
@@ -79,7 +81,9 @@ class ServiceContainer:
         self.service = service
         self.name = host.container_name(service)
         self.alias = service.replace("_", "-")
-        self.image = docker.RemoteImage(f"{service}-image", name=spec.image, keep_locally=True, opts=child)
+        # The spec's pinned image, pulled; or an image the service builds itself from it.
+        if image is None:
+            image = docker.RemoteImage(f"{service}-image", name=spec.image, keep_locally=True, opts=child).image_id
         mounts = [
             docker.ContainerVolumeArgs(
                 volume_name=docker.Volume(volume, name=f"{host.prefix}-{volume}", opts=child).name,
@@ -104,7 +108,7 @@ class ServiceContainer:
         self.container = docker.Container(
             service,
             name=self.name,
-            image=self.image.image_id,
+            image=image,
             envs=list(envs),
             command=list(command) if command else None,
             entrypoints=list(entrypoint) if entrypoint else None,

@@ -41,6 +41,9 @@ def why_not_wanted(edge: Edge, spec: StackSpec) -> str | None:
     """Why this stack does not ask for `edge` (a disabled endpoint, a switch, missing settings), or None."""
     if spec.integrations.get(edge.id) is False:
         return f"switched off (integrations.{edge.id}=false)"
+    off = [needed for needed in edge.needs if spec.integrations.get(needed) is False]
+    if off:
+        return f"needs {', '.join(off)}, which is switched off (integrations.{off[0]}=false)"
     disabled = [name for name in edge.services if not spec.enabled(name)]
     if disabled:
         return "; ".join(f"service {name} is disabled (services.{name}.enabled=false)" for name in disabled)

@@ -21,6 +21,7 @@ TEST_PROGRAMS=(
   "redis-cli:redis-tools"
   "php:php-cli"
   "ruby:ruby"
+  "openssl:openssl"
 )
 
 as_root() {

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from components.catalog import EDGES_BY_ID, EDGES_REQUIRED_BY, SERVICE_REQUIRES
 from components.score import why_not_wanted
-from stacks.spec import SECRET_SETTINGS, SERVICE_NAMES, StackSpec
+from stacks.spec import SECRET_SETTINGS, StackSpec
 from stacks.tiers import TIERS, effective_config
 
 NAMESPACE = "ceres"
@@ -330,5 +330,3 @@ def _check_secrets(spec: StackSpec, raw_config: Mapping[str, Any]) -> list[Probl
         return [Problem("smtp_password", _MISSING, "smtp.username is set, so the relay password is needed: pulumi config set --secret smtp_password ...")]
     return []
 
-
-__all__ = ["ConfigError", "Problem", "load_spec", "check_spec", "SERVICE_NAMES"]

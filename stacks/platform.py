@@ -48,9 +48,18 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "cache-nextcloud",
     "cache-gitea",
     *(f"route-{app}" for app in catalog.PUBLIC_APPS),
+    # Admin UIs without a login of their own: routed only behind the sso-proxy gate.
+    *(f"route-{ui.replace('_', '-')}" for ui in catalog.GATED_UIS),
     "webdav-nextcloud",
     "acme-caddy",
     "sso-grafana",
+    "sso-gitea",
+    "sso-nextcloud",
+    "sso-wikijs",
+    "sso-mattermost",
+    "sso-redmine",
+    "sso-portainer",
+    "sso-proxy",
 })
 
 
@@ -129,23 +138,25 @@ def build_platform(spec: StackSpec) -> Platform:
         platform.add(RedisExporter(spec, apps, redis=redis))
 
     # identity
-    keycloak = None
+    keycloak = oauth2_proxy = None
     if on("keycloak"):
         keycloak = platform.add(Keycloak(spec, apps, postgres=backend(postgres, "db-keycloak")))
     if on("oauth2_proxy"):
-        platform.add(OAuth2Proxy(spec, apps, keycloak=keycloak))
+        oauth2_proxy = platform.add(OAuth2Proxy(spec, apps, keycloak=keycloak))
 
     # work apps
     if on("gitea"):
-        platform.add(Gitea(spec, apps, postgres=backend(postgres, "db-gitea"), redis=backend(redis, "cache-gitea")))
+        platform.add(Gitea(spec, apps, postgres=backend(postgres, "db-gitea"), redis=backend(redis, "cache-gitea"),
+                           sso="sso-gitea" in edges))
     if on("nextcloud"):
-        platform.add(Nextcloud(spec, apps, postgres=backend(postgres, "db-nextcloud"), redis=backend(redis, "cache-nextcloud")))
+        platform.add(Nextcloud(spec, apps, postgres=backend(postgres, "db-nextcloud"), redis=backend(redis, "cache-nextcloud"),
+                               sso="sso-nextcloud" in edges))
     if on("mattermost"):
-        platform.add(Mattermost(spec, apps, postgres=postgres))
+        platform.add(Mattermost(spec, apps, postgres=postgres, sso="sso-mattermost" in edges))
     if on("redmine"):
-        platform.add(Redmine(spec, apps, postgres=backend(postgres, "db-redmine")))
+        platform.add(Redmine(spec, apps, postgres=backend(postgres, "db-redmine"), sso="sso-redmine" in edges))
     if on("wikijs"):
-        platform.add(WikiJs(spec, apps, postgres=backend(postgres, "db-wikijs")))
+        platform.add(WikiJs(spec, apps, postgres=backend(postgres, "db-wikijs"), sso="sso-wikijs" in edges))
 
     # observability
     alertmanager = platform.add(Alertmanager(spec, apps)) if on("alertmanager") else None
@@ -168,16 +179,21 @@ def build_platform(spec: StackSpec) -> Platform:
 
     # operations and the edge
     if on("portainer"):
-        platform.add(Portainer(spec, apps))
+        platform.add(Portainer(spec, apps, sso="sso-portainer" in edges))
     caddy = None
     if on("caddy"):
-        routed = [platform.services[app] for app in catalog.PUBLIC_APPS if f"route-{app}" in edges]
-        caddy = platform.add(Caddy(spec, apps, routes=routed))
+        routed = [platform.services[app] for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)
+                  if f"route-{app.replace('_', '-')}" in edges]
+        gate = backend(oauth2_proxy, "sso-proxy")
+        caddy = platform.add(Caddy(spec, apps, routes=routed, gate=gate))
 
     # single sign-on: the realm is managed through Keycloak's public URL, so after the proxy
     logins = [e for e in catalog.EDGES if e.kind == "oidc_client" and e.id in edges]
-    if logins:
+    forward_auth = caddy.forward_auth if caddy else None
+    if logins or forward_auth:
         keycloak.open_realm(spec, reachable_after=[caddy.container.container] if caddy else [])
         for login in logins:
             OidcClientEdge(platform.services[login.source], keycloak)
+        if forward_auth:
+            forward_auth.register_client(keycloak)
     return platform

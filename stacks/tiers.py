@@ -40,7 +40,8 @@ BASE: dict[str, Any] = {
         "cadvisor": _service("ghcr.io/google/cadvisor:v0.54.1", 256),
         "postgres_exporter": _service("quay.io/prometheuscommunity/postgres-exporter:v0.17.1", 64),
         "redis_exporter": _service("oliver006/redis_exporter:v1.75.0", 64),
-        "caddy": _service("caddy:2.10.2", 256),
+        # 2.11 fixes forward_auth passing a client's own identity header through (GHSA-7r4p-vjf4-gxv4).
+        "caddy": _service("caddy:2.11.7", 256),
         "oauth2_proxy": _service("quay.io/oauth2-proxy/oauth2-proxy:v7.12.0", 64),
         "uptime_kuma": _service("louislam/uptime-kuma:1.23.16", 256, "status"),
         "portainer": _service("portainer/portainer-ce:2.33.1", 256, "portainer"),

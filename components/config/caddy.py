@@ -13,6 +13,17 @@ What every site gets, and why:
 - Header defaults use `?` (set only if the app did not set its own), so no header is doubled.
 - HTTP on port 80 redirects to HTTPS: Caddy's automatic HTTPS does that for every named site.
 Rate limiting is not in stock Caddy (it needs the caddy-ratelimit plugin and a custom build).
+
+A gated site (an admin UI with no login of its own) follows oauth2-proxy's documented Caddy
+pattern (oauth2-proxy docs, configuration/integrations/caddy.md, v7.x): `/oauth2/*` goes to
+oauth2-proxy itself; everything else first asks oauth2-proxy's `/oauth2/auth` through
+`forward_auth`, which on 2xx copies the `X-Auth-Request-*` identity headers onto the request,
+and on 401 sends the browser to `/oauth2/sign_in?rd=<the original URL>`. Any other answer of
+the gate (403) goes back to the client as it is. Before any of that, the site drops every
+`X-Auth-Request-*` header the client sent: only the gate may set them. (Caddy 2.10's
+`copy_headers` keeps a client's header when the gate's answer lacks it: GHSA-7r4p-vjf4-gxv4,
+fixed in 2.11.) Caddy has no placeholder that URL-encodes, so `rd` carries the URL as is: of a
+query with several parameters, oauth2-proxy keeps only the first after sign-in.
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ ADMIN_ADDRESS = "localhost:2019"
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _UPSTREAM = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?:\d{1,5}$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+# A Caddy path pattern: a plain absolute path, optionally ending in `*` (a prefix).
+_PATH_PATTERN = re.compile(r"^/[A-Za-z0-9._~/-]*\*?$")
 _ADMIN = re.compile(r"^(off|[a-z0-9.-]+:\d{1,5})$")
 _EMAIL = re.compile(r"^[^@\s{}\"]+@[a-z0-9.-]+\.[a-z]{2,}$", re.IGNORECASE)
 _HTTPS_URL = re.compile(r"^https://[^\s{}\"]+$")
@@ -80,13 +93,73 @@ NEXTCLOUD_DAV_REDIRECTS: tuple[Redirect, ...] = (
 )
 
 
+# oauth2-proxy's endpoints (sign-in, callback, sign-out, auth) under every gated host.
+GATE_PREFIX = "/oauth2"
+# What oauth2-proxy answers forward_auth with (--set-xauthrequest): who signed in. Every
+# header under the prefix is the gate's alone to set.
+IDENTITY_PREFIX = "X-Auth-Request-"
+IDENTITY_HEADERS: tuple[str, ...] = (
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Groups",
+    "X-Auth-Request-Preferred-Username",
+)
+
+# Uptime Kuma's status pages are built for anonymous visitors (Kuma serves them without its
+# own login, and only the monitors an admin published on a page): the page, its read-only
+# JSON under /api/status-page/ (page, heartbeats, manifest), the front-end bundle it loads
+# and the uploaded logos. The dashboard, its socket.io API (which carries Kuma's own admin
+# login), /metrics, badges and push URLs stay behind the gate.
+# (Routes read in louislam/uptime-kuma server/routers/status-page-router.js.)
+UPTIME_KUMA_PUBLIC_PATHS: tuple[str, ...] = (
+    "/status",
+    "/status/*",
+    "/api/status-page/*",
+    "/assets/*",
+    "/upload/*",
+    "/icon.svg",
+    "/favicon.ico",
+)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A site's sign-in gate: forward_auth to oauth2-proxy at `upstream` (`name:port`).
+
+    `public_paths` (Caddy path patterns; a trailing `*` matches a prefix) pass without sign-in:
+    only for pages the app itself serves to anonymous visitors.
+    """
+
+    upstream: str
+    public_paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _UPSTREAM.match(self.upstream):
+            raise ValueError(f"gate upstream {self.upstream!r} must be name:port")
+        for path in self.public_paths:
+            if not _PATH_PATTERN.match(path):
+                raise ValueError(f"public path {path!r} must be an absolute path of plain characters, optionally ending in *")
+            if _reaches_gate(path):
+                raise ValueError(f"public path {path!r} would cover oauth2-proxy's own {GATE_PREFIX}/ endpoints")
+
+
+def _reaches_gate(pattern: str) -> bool:
+    """Whether a path pattern matches anything under the gate's prefix (`/*` matches all)."""
+    if pattern.endswith("*"):
+        prefix = pattern[:-1]
+        return f"{GATE_PREFIX}/".startswith(prefix) or prefix.startswith(GATE_PREFIX)
+    return pattern == GATE_PREFIX or pattern.startswith(f"{GATE_PREFIX}/")
+
+
 @dataclass(frozen=True)
 class Site:
-    """One public host and the container address (`name:port`) Caddy proxies it to."""
+    """One public host and the container address (`name:port`) Caddy proxies it to; with a
+    `gate`, only signed-in users of the gate get through."""
 
     host: str
     upstream: str
     redirects: tuple[Redirect, ...] = ()
+    gate: Gate | None = None
 
     def __post_init__(self) -> None:
         if not _HOST.match(self.host):
@@ -176,11 +249,50 @@ def _site_block(site: Site, tls: Tls) -> list[str]:
     if isinstance(tls, AcmeTls):
         lines.append('\theader ?Strict-Transport-Security "max-age=31536000; includeSubDomains"')
     lines += [f"\tredir {r.path} {r.to} {r.status}" for r in site.redirects]
+    # Access logs go to the container's output, where the log shipper reads them.
+    lines.append("\tlog")
+    if site.gate is None:
+        lines.append(f"\treverse_proxy {site.upstream}")
+    else:
+        lines += _gated(site.upstream, site.gate)
+    lines.append("}")
+    return lines
+
+
+def _gated(upstream: str, gate: Gate) -> list[str]:
+    """The gated routing of one site (see the module docstring). A site-level `request_header`
+    runs before every `handle` block in Caddy's directive order, so the strip comes first."""
+    lines = [
+        f"\trequest_header -{IDENTITY_PREFIX}*",
+        f"\thandle {GATE_PREFIX}/* {{",
+        f"\t\treverse_proxy {gate.upstream} {{",
+        # oauth2-proxy builds its redirects from X-Forwarded-{Proto,Host,Uri} (--reverse-proxy).
+        "\t\t\theader_up X-Real-IP {remote_host}",
+        "\t\t\theader_up X-Forwarded-Uri {uri}",
+        "\t\t}",
+        "\t}",
+    ]
+    if gate.public_paths:
+        lines += [
+            f"\t@public path {' '.join(gate.public_paths)}",
+            "\thandle @public {",
+            f"\t\treverse_proxy {upstream}",
+            "\t}",
+        ]
     lines += [
-        # Access logs go to the container's output, where the log shipper reads them.
-        "\tlog",
-        f"\treverse_proxy {site.upstream}",
-        "}",
+        "\thandle {",
+        f"\t\tforward_auth {gate.upstream} {{",
+        f"\t\t\turi {GATE_PREFIX}/auth",
+        "\t\t\theader_up X-Real-IP {remote_host}",
+        f"\t\t\tcopy_headers {' '.join(IDENTITY_HEADERS)}",
+        "\t\t\t@signed_out status 401",
+        "\t\t\thandle_response @signed_out {",
+        # {hostport}: the URL exactly as the browser asked for it (no port on 443).
+        f"\t\t\t\tredir * {GATE_PREFIX}/sign_in?rd={{scheme}}://{{hostport}}{{uri}} 302",
+        "\t\t\t}",
+        "\t\t}",
+        f"\t\treverse_proxy {upstream}",
+        "\t}",
     ]
     return lines
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import quote
 
 # The image runs as this user (uid 2000); local mode's socket belongs to it.
@@ -65,6 +66,55 @@ def environment(settings: MattermostSettings) -> list[str]:
         f"{service}ENABLELOCALMODE=true",
         f"{service}LOCALMODESOCKETLOCATION={LOCAL_SOCKET}",
     ]
+
+
+# Mattermost sends the browser back to {SiteURL}/signup/<service>/complete; /login/<service>/complete
+# is the route an older login link may still use.
+GITLAB_CALLBACKS = ("/signup/gitlab/complete", "/login/gitlab/complete")
+OPENID_CALLBACKS = ("/signup/openid/complete",)
+# The settings section each edition signs in through: Team Edition has only the GitLab provider
+# (free up to the 10.11 ESR line); native OpenID Connect needs a Professional/Enterprise licence.
+SSO_SECTIONS = {"team": "MM_GITLABSETTINGS_", "enterprise": "MM_OPENIDSETTINGS_"}
+
+
+@dataclass(frozen=True)
+class SsoSettings:
+    """Sign-in through the realm. The browser goes to the public authorization endpoint; Mattermost
+    itself calls the token, userinfo and discovery endpoints on the internal network."""
+
+    edition: Literal["team", "enterprise"]
+    client_id: str
+    auth_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str
+    discovery_endpoint: str
+
+
+def sso_secret_variable(edition: str) -> str:
+    """Where the client secret goes. Mattermost reads no `_FILE` variant of its settings (config/
+    environment.go maps MM_<SECTION>_<KEY> only), so the secret is a secret env entry."""
+    return f"{SSO_SECTIONS[edition]}SECRET"
+
+
+def sso_environment(sso: SsoSettings) -> list[str]:
+    """The sign-in settings apart from the secret.
+
+    Team Edition: the GitLab provider pointed at Keycloak. Mattermost asks for no scope unless
+    told, and Keycloak's userinfo wants `openid`. Licensed editions: native OpenID by discovery.
+    Neither maps a group to a Mattermost role: system admins are made by hand (or are the
+    bootstrap admin), see `Mattermost`.
+    """
+    section = SSO_SECTIONS[sso.edition]
+    if sso.edition == "team":
+        settings = {
+            "SCOPE": "openid profile email",
+            "AUTHENDPOINT": sso.auth_endpoint,
+            "TOKENENDPOINT": sso.token_endpoint,
+            "USERAPIENDPOINT": sso.userinfo_endpoint,
+        }
+    else:
+        settings = {"DISCOVERYENDPOINT": sso.discovery_endpoint, "BUTTONTEXT": "Keycloak"}
+    return [f"{section}ENABLE=true", f"{section}ID={sso.client_id}", *(f"{section}{k}={v}" for k, v in settings.items())]
 
 
 def datasource(user: str, password: str, host: str, port: int, database: str) -> str:

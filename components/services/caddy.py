@@ -12,7 +12,9 @@ from components.config import caddy as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.certificates import CertificatesEdge
+from components.integrations.forward_auth import ForwardAuthEdge
 from components.integrations.route import RouteEdge
+from components.services.oauth2_proxy import OAuth2Proxy
 from stacks.spec import StackSpec
 
 CADDYFILE = "/etc/caddy/Caddyfile"  # where the official image's CMD reads its config
@@ -31,6 +33,11 @@ class Caddy(Service):
 
     With Nextcloud among the routes, the `webdav-nextcloud` edge adds the `.well-known`
     CardDAV/CalDAV redirects that desktop and mobile sync clients need behind a proxy.
+
+    The admin UIs with no login of their own (`catalog.GATED_UIS`) are routed only behind
+    `gate`: with one, the `sso-proxy` edge (`self.forward_auth`) puts forward_auth to
+    oauth2-proxy in front of each of them, and the composition registers oauth2-proxy's
+    Keycloak client through it once the realm is open.
     """
 
     def __init__(
@@ -39,15 +46,20 @@ class Caddy(Service):
         host: DockerHostComponent,
         *,
         routes: Sequence[Service],
+        gate: OAuth2Proxy | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("caddy", pulumi.ResourceOptions.merge(host.placed(), opts))
-        gated = sorted(app.service for app in routes if app.service in catalog.GATED_UIS)
-        if gated:
+        gated = [app for app in routes if app.service in catalog.GATED_UIS]
+        if gated and gate is None:
             # These UIs have no login of their own: publishing them without the oauth2-proxy
             # gate (forward_auth) would open them to anyone.
-            raise ValueError(f"Caddy cannot route {gated} yet: they need the SSO gate (forward_auth to oauth2-proxy)")
-        self.routes = [RouteEdge(self, app) for app in routes]
+            raise ValueError(
+                f"Caddy cannot route {sorted(app.service for app in gated)} without the SSO gate "
+                "(forward_auth to oauth2-proxy): pass gate=<OAuth2Proxy>"
+            )
+        self.forward_auth = ForwardAuthEdge(self, gate, gated) if gate is not None else None
+        self.routes = [RouteEdge(self, app, gate=self.forward_auth if app in gated else None) for app in routes]
         nextcloud = next((app for app in routes if app.service == "nextcloud"), None)
         self.webdav = RouteEdge(self, nextcloud, edge_id="webdav-nextcloud") if nextcloud else None
         self.certificates = CertificatesEdge(self, spec.tls) if spec.tls.mode == "acme" else None
@@ -56,12 +68,17 @@ class Caddy(Service):
             tls=_tls(spec),
             sites=tuple(self._site(route) for route in self.routes),
         )
+        networks = [host.edge_network]
+        if gated:
+            # The gated UIs are the monitoring stack's: Caddy reaches them on its network
+            # rather than putting their unauthenticated APIs on the edge network every app shares.
+            networks.append(host.monitoring_network)
         self.container = ServiceContainer(
             self,
             "caddy",
             spec=spec.services.caddy,
             host=host,
-            networks=[host.edge_network],
+            networks=networks,
             ports={80: 80, 443: 443},
             # /data holds the certificates, ACME account and the internal CA: losing it means
             # re-issuing everything (and a new dev CA for every browser to trust again).
@@ -69,8 +86,12 @@ class Caddy(Service):
             files={CADDYFILE: config.caddyfile(settings)},
             healthcheck=HEALTHCHECK,
         )
-        self.register_outputs({"sites": [route.site_host for route in self.routes]})
+        self.register_outputs({
+            "sites": [route.site_host for route in self.routes],
+            "gated": [route.site_host for route in self.routes if route.gate is not None],
+        })
 
     def _site(self, route: RouteEdge) -> config.Site:
         dav = self.webdav is not None and route.target is self.webdav.target
-        return config.Site(route.site_host, route.upstream, config.NEXTCLOUD_DAV_REDIRECTS if dav else ())
+        gate = route.gate.site_gate(route.target) if route.gate is not None else None
+        return config.Site(route.site_host, route.upstream, config.NEXTCLOUD_DAV_REDIRECTS if dav else (), gate)

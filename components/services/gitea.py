@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_command as command
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -11,6 +12,7 @@ from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.cache import CacheEdge
 from components.integrations.database import DatabaseEdge
+from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from components.services.redis import Redis
 from stacks.spec import StackSpec
@@ -22,6 +24,8 @@ class Gitea(Service):
     PostgreSQL when the db-gitea edge is on, SQLite otherwise; cache, sessions and queues in
     Redis when the cache-gitea edge is on, in memory, files and its own LevelDB otherwise.
     Bootstraps an admin and the platform's API token; serves /metrics behind a bearer token.
+    With `sso`, people sign in through the realm (an OpenID Connect login source; members of the
+    admin group are Gitea admins); the bootstrap admin stays as a break-glass local login.
     """
 
     HTTP_PORT = 3000
@@ -33,9 +37,11 @@ class Gitea(Service):
         *,
         postgres: PostgreSQL | None = None,
         redis: Redis | None = None,
+        sso: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("gitea", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self._host = host
         service = spec.services.gitea
         root_url = spec.public_url("gitea")
         secret_key = self.generate_secret("gitea-secret-key", 64)
@@ -79,6 +85,10 @@ class Gitea(Service):
             envs += ["GITEA__cache__ADAPTER=memory", "GITEA__session__PROVIDER=file", "GITEA__queue__TYPE=level"]
         if postgres is not None or redis is not None:
             networks.append(host.data_network)
+        self.oidc: OidcLogin | None = None
+        if sso:
+            self.oidc = oidc_login(spec, self, (config.SSO_CALLBACK_PATH,))
+            envs += config.sso_envs()
         self.container = ServiceContainer(
             self,
             "gitea",
@@ -91,7 +101,7 @@ class Gitea(Service):
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/api/healthz", tool="curl"),
             depends_on=depends_on,
         )
-        bootstrap = ContainerScript(
+        self.bootstrap = bootstrap = ContainerScript(
             self,
             "gitea-bootstrap",
             container=self.container,
@@ -113,3 +123,29 @@ class Gitea(Service):
         self.api_token: pulumi.Output[str] = pulumi.Output.secret(bootstrap.output)
         self.metrics_token: pulumi.Output[str] = metrics_token
         self.register_outputs({"url": root_url})
+
+    def apply_sso(self, edge: OidcClientEdge) -> None:
+        """The login source, once its Keycloak client exists; then a restart if it changed."""
+        login = self.oidc
+        script = config.sso_script(config.SsoSource(
+            client_id=login.client_id, discovery_url=login.discovery_url, admin_group=login.admin_group,
+        ))
+        step = ContainerScript(
+            self,
+            "gitea-sso",
+            container=self.container,
+            host=self._host,
+            script=script,
+            env={config.CLIENT_SECRET_VARIABLE: login.client_secret},
+            user="git",
+            depends_on=[edge.client, self.bootstrap.command],
+        )
+        # Replaced, and so run again, whenever the SSO step can have run again: its script or the
+        # secret changed. It restarts Gitea only if that run updated an existing source.
+        command.local.Command(
+            "gitea-sso-reload",
+            create=config.reload_command(self.container.name),
+            environment={"DOCKER_HOST": self._host.host.url, config.RESULT_VARIABLE: step.output},
+            triggers=[script, login.client_secret],
+            opts=self.child(depends_on=[step.command]),
+        )

@@ -10,17 +10,43 @@ from components.config import mattermost as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.database import DatabaseEdge
+from components.integrations.oidc import OidcLogin, UserClaim, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
+
+# What Mattermost's GitLab provider reads from the userinfo response (model/gitlab/gitlab.go:
+# `id` int64, non-zero, stored as the account's AuthData; `username`; `email`). `name` comes from
+# the realm's default `profile` scope (its "full name" mapper), which every client gets.
+#
+# Keycloak's user id is a UUID, and Go refuses to decode a string into that int64. No built-in
+# user property is a unique number; `createdTimestamp` (milliseconds) is the closest: numeric,
+# non-zero and never changes for a user. The trade-off: two users created in the same millisecond
+# (a bulk import, an LDAP sync that copies LDAP's second-precision createTimestamp) share an id,
+# and Mattermost would then sign the second one in as the first (it looks accounts up by
+# AuthData). A truly unique number needs a script mapper (e.g. the first 48 bits of the UUID) in
+# a JavaScript provider JAR deployed into Keycloak with the preview `scripts` feature: a Keycloak
+# image change that pulumi-keycloak alone cannot make (it could only reference the mapper).
+GITLAB_CLAIMS = (
+    UserClaim("id", "createdTimestamp", "long"),
+    UserClaim("username", "username"),
+    UserClaim("email", "email"),
+)
 
 
 class Mattermost(Service):
     """Mattermost behind Caddy at its public URL, on its own PostgreSQL database (it supports no other).
 
-    The pinned Team Edition (10.11 ESR) uses no Redis, so `spec.services.mattermost.edition` wires
-    nothing here. Its first run makes a system admin, the chat team with its channels, and a bot
-    whose access token the chat integrations use. That bootstrap runs `sh`, `curl` and `mmctl`
-    inside the container, as the 10.11 image has them; later images are distroless.
+    Its first run makes a system admin, the chat team with its channels, and a bot whose access
+    token the chat integrations use. That bootstrap runs `sh`, `curl` and `mmctl` inside the
+    container, as the 10.11 image has them; later images are distroless.
+
+    With the sso-mattermost edge, people sign in through the realm: on Team Edition (the pinned
+    10.11 ESR, which uses no Redis either) through its GitLab provider pointed at Keycloak; with
+    `edition: enterprise` through native OpenID Connect. Neither maps a Keycloak group to a
+    Mattermost role (Team Edition has no group sync at all; the licensed OpenID provider has no
+    admin attribute, unlike SAML and LDAP), so the admin group grants nothing here: the bootstrap
+    admin stays the system admin and promotes people by hand
+    (`mmctl --local roles system-admin <username>`, or System Console > Users).
     """
 
     HTTP_PORT = 8065
@@ -31,6 +57,7 @@ class Mattermost(Service):
         host: DockerHostComponent,
         *,
         postgres: PostgreSQL,
+        sso: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("mattermost", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -42,13 +69,18 @@ class Mattermost(Service):
         datasource = db.password.apply(
             lambda password: "MM_SQLSETTINGS_DATASOURCE=" + config.datasource(db.user, password, db.host, db.port, db.name)
         )
+        envs: list[pulumi.Input[str]] = [*config.environment(settings), datasource]
+        self.oidc: OidcLogin | None = None
+        if sso:
+            envs += self._sso_envs(spec, spec.services.mattermost.edition)
         self.container = ServiceContainer(
             self,
             "mattermost",
             spec=spec.services.mattermost,
             host=host,
+            # The edge network also reaches Keycloak's internal endpoints.
             networks=[host.edge_network, host.data_network],
-            envs=[*config.environment(settings), datasource],
+            envs=envs,
             volumes=config.VOLUMES,
             # The 10.11 image ships curl, but Mattermost's images from 10.12 on are distroless (no
             # shell, no curl: mattermost/mattermost#33839); the host's probe busybox keeps this check
@@ -87,3 +119,20 @@ class Mattermost(Service):
         self.bot_username = config.BOT_USERNAME
         self.bot_token = pulumi.Output.secret(token.output)
         self.register_outputs({"url": self.url, "team": self.team})
+
+    def _sso_envs(self, spec: StackSpec, edition: str) -> list[pulumi.Input[str]]:
+        if edition == "team":
+            self.oidc = oidc_login(spec, self, config.GITLAB_CALLBACKS, claims=GITLAB_CLAIMS)
+        else:
+            self.oidc = oidc_login(spec, self, config.OPENID_CALLBACKS)
+        login = self.oidc
+        sso = config.SsoSettings(
+            edition=edition,
+            client_id=login.client_id,
+            auth_endpoint=login.auth_url,
+            token_endpoint=login.endpoint("token"),
+            userinfo_endpoint=login.endpoint("userinfo"),
+            discovery_endpoint=login.discovery_url,
+        )
+        secret = pulumi.Output.concat(config.sso_secret_variable(edition), "=", login.client_secret)
+        return [*config.sso_environment(sso), secret]

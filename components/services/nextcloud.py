@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_keycloak as keycloak
+from pulumi_keycloak import openid
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -12,6 +14,7 @@ from components.container import Healthcheck, ServiceContainer
 from components.docker_host import DockerHostComponent
 from components.integrations.cache import CacheEdge
 from components.integrations.database import DatabaseEdge
+from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from components.services.redis import Redis
 from stacks.spec import StackSpec
@@ -25,7 +28,8 @@ class Nextcloud(Service):
     PostgreSQL when the db-nextcloud edge is on, SQLite otherwise; distributed cache and file
     locks in Redis when cache-nextcloud is on, APCu and the database otherwise. Background jobs
     run in cron mode from a second container of the same image on the same volume (`/cron.sh`,
-    the image's documented way).
+    the image's documented way). With `sso`, people sign in through the realm (user_oidc); members
+    of the platform's admin group join Nextcloud's `admin` group; the bootstrap admin stays local.
     """
 
     HTTP_PORT = 80
@@ -37,9 +41,12 @@ class Nextcloud(Service):
         *,
         postgres: PostgreSQL | None = None,
         redis: Redis | None = None,
+        sso: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("nextcloud", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self._host = host
+        self.oidc: OidcLogin | None = oidc_login(spec, self, config.SSO_CALLBACK_PATHS) if sso else None
         service = spec.services.nextcloud
         self.url = spec.public_url("nextcloud")
         public_host = self.url.removeprefix("https://")
@@ -78,11 +85,14 @@ class Nextcloud(Service):
             depends_on.append(login.ready)
         if postgres is not None or redis is not None:
             networks.append(host.data_network)
+        # Pulled here rather than by ServiceContainer: the cron container runs the same image.
+        self.image = docker.RemoteImage("nextcloud-image", name=service.image, keep_locally=True, opts=self.child())
         self.container = ServiceContainer(
             self,
             "nextcloud",
             spec=service,
             host=host,
+            image=self.image.image_id,
             networks=networks,
             envs=envs + job_envs,
             volumes={DATA_VOLUME: config.ROOT},
@@ -109,6 +119,38 @@ class Nextcloud(Service):
         self.admin_password: pulumi.Output[str] = admin_password
         self.register_outputs({"url": self.url})
 
+    def apply_sso(self, edge: OidcClientEdge) -> None:
+        """Nextcloud's admin role on the Keycloak side, then the user_oidc provider."""
+        login = self.oidc
+        realm = edge.target.realm
+        on_realm = pulumi.ResourceOptions(parent=edge, provider=realm.provider, depends_on=[edge.client])
+        # A client role named after Nextcloud's fixed `admin` group, held by the admin group and
+        # sent, with the client's other roles, in a claim of its own (ID token and userinfo:
+        # user_oidc reads the ID token).
+        role = keycloak.Role(
+            "nextcloud-admin-role", realm_id=realm.realm.id, client_id=edge.client.id, name=config.ADMIN_GROUP,
+            description="Nextcloud administrator (member of Nextcloud's admin group)", opts=on_realm,
+        )
+        grant = keycloak.GroupRoles(
+            "nextcloud-admin-role-grant", realm_id=realm.realm.id, group_id=realm.admins.id,
+            role_ids=[role.id], exhaustive=False, opts=on_realm,
+        )
+        claim = openid.UserClientRoleProtocolMapper(
+            "nextcloud-admin-role-claim", realm_id=realm.realm.id, client_id=edge.client.id, name=config.GROUPS_CLAIM,
+            claim_name=config.GROUPS_CLAIM, client_id_for_role_mappings=login.client_id, multivalued=True,
+            add_to_id_token=True, add_to_access_token=False, add_to_userinfo=True, opts=on_realm,
+        )
+        ContainerScript(
+            self,
+            "nextcloud-sso",
+            container=self.container,
+            host=self._host,
+            script=config.sso_script(config.SsoProvider(client_id=login.client_id, discovery_url=login.discovery_url)),
+            env={config.CLIENT_SECRET_VARIABLE: login.client_secret},
+            user="www-data",
+            depends_on=[edge.client, grant, claim, self.bootstrap.command],
+        )
+
     def _cron(self, host: DockerHostComponent, memory_mb: int, networks: list[docker.Network],
               envs: list[pulumi.Input[str]]) -> docker.Container:
         """The image's `/cron.sh` (busybox crond running cron.php every 5 minutes as www-data).
@@ -120,7 +162,7 @@ class Nextcloud(Service):
         return docker.Container(
             "nextcloud-cron",
             name=host.container_name("nextcloud_cron"),
-            image=self.container.image.image_id,
+            image=self.image.image_id,
             command=["/cron.sh"],
             envs=envs,
             # ServiceContainer names volumes `<prefix>-<volume>`: this is the app's own.

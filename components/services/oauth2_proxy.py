@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pulumi
 
+from components import catalog
 from components.base import Service
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
@@ -11,19 +14,33 @@ from components.services.keycloak import Keycloak
 from stacks.spec import StackSpec
 
 CLIENT_ID = "oauth2-proxy"
+# Where Keycloak sends the browser back to, on each gated host.
+CALLBACK_PATH = "/oauth2/callback"
+# The claim the Keycloak client's group mapper writes and oauth2-proxy reads groups from.
+GROUPS_CLAIM = "groups"
 
 
 def _endpoint(realm_url: str, name: str) -> str:
     return f"{realm_url}/protocol/openid-connect/{name}"
 
 
+def gated_hosts(spec: StackSpec) -> list[str]:
+    """The public hosts of the enabled admin UIs the gate stands in front of."""
+    return [urlsplit(spec.public_url(ui)).hostname or "" for ui in catalog.GATED_UIS if spec.enabled(ui)]
+
+
 class OAuth2Proxy(Service):
-    """oauth2-proxy against the Keycloak realm, with one cookie for the whole domain.
+    """oauth2-proxy against the Keycloak realm (`spec.sso.realm`); only members of the admin
+    group (`spec.sso.admin_group`) get through, since everything it gates is an admin UI.
 
     It starts without the realm existing yet: OIDC discovery at startup would fetch the
     realm's discovery document and exit on failure, so discovery is skipped and the endpoints
     are given explicitly. The browser goes to the public login URL; token, keys and userinfo
     go through Keycloak's internal URL and never leave Docker.
+
+    Its session cookie is scoped to each gated host, not to the whole domain: the other apps
+    under the domain never receive it. A sign-in on one gated UI makes the next one a silent
+    round trip through Keycloak's own session.
     """
 
     HTTP_PORT = 4180
@@ -41,7 +58,6 @@ class OAuth2Proxy(Service):
         # 32 alphanumerics (~190 bits). oauth2-proxy decodes them as base64url into a 24-byte
         # AES key (a non-decodable secret would be used raw): a valid key either way.
         cookie_secret = self.generate_secret("oauth2-proxy-cookie-secret")
-        cookie_domain = f".{spec.domain}"
         envs: list[pulumi.Input[str]] = [
             "OAUTH2_PROXY_PROVIDER=keycloak-oidc",
             f"OAUTH2_PROXY_OIDC_ISSUER_URL={keycloak.issuer_url}",
@@ -54,12 +70,14 @@ class OAuth2Proxy(Service):
             pulumi.Output.concat("OAUTH2_PROXY_CLIENT_SECRET=", client_secret),
             pulumi.Output.concat("OAUTH2_PROXY_COOKIE_SECRET=", cookie_secret),
             "OAUTH2_PROXY_CODE_CHALLENGE_METHOD=S256",
-            # One sign-in covers every gated UI under the domain.
-            f"OAUTH2_PROXY_COOKIE_DOMAINS={cookie_domain}",
-            f"OAUTH2_PROXY_WHITELIST_DOMAINS={cookie_domain}",
             "OAUTH2_PROXY_COOKIE_SECURE=true",
-            # Who may sign in is decided in Keycloak (realm users, and roles later), not by e-mail domain.
+            # Who may pass is decided by group membership in the realm, not by e-mail domain.
             "OAUTH2_PROXY_EMAIL_DOMAINS=*",
+            f"OAUTH2_PROXY_OIDC_GROUPS_CLAIM={GROUPS_CLAIM}",
+            # Plain group names: the client's group mapper has the full path off.
+            f"OAUTH2_PROXY_ALLOWED_GROUPS={spec.sso.admin_group}",
+            # Straight to Keycloak instead of oauth2-proxy's own "Sign in with" page.
+            "OAUTH2_PROXY_SKIP_PROVIDER_BUTTON=true",
             # Behind Caddy: trust its X-Forwarded-* for redirects; answer forward_auth with
             # X-Auth-Request-* headers and never proxy content itself.
             "OAUTH2_PROXY_REVERSE_PROXY=true",
@@ -68,6 +86,11 @@ class OAuth2Proxy(Service):
             f"OAUTH2_PROXY_HTTP_ADDRESS=0.0.0.0:{self.HTTP_PORT}",
             "OAUTH2_PROXY_SILENCE_PING_LOGGING=true",
         ]
+        hosts = gated_hosts(spec)
+        if hosts:
+            # Lists are comma-separated in env form. The cookie goes to the exact host signed
+            # in on; after sign-in, oauth2-proxy returns only to a gated host.
+            envs += [f"OAUTH2_PROXY_COOKIE_DOMAINS={','.join(hosts)}", f"OAUTH2_PROXY_WHITELIST_DOMAINS={','.join(hosts)}"]
         self.container = ServiceContainer(
             self,
             "oauth2_proxy",
@@ -80,6 +103,7 @@ class OAuth2Proxy(Service):
             healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/ping", tool="probe"),
         )
         self.client_id = CLIENT_ID
-        # The identity issue creates the Keycloak client with this same secret.
+        self.hosts = hosts
+        # The sso-proxy edge registers the Keycloak client with this same secret.
         self.client_secret: pulumi.Output[str] = client_secret
-        self.register_outputs({"clientId": CLIENT_ID})
+        self.register_outputs({"clientId": CLIENT_ID, "hosts": hosts})

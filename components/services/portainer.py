@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_command as command
 
 from components.base import Service
+from components.config import portainer as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from stacks.spec import StackSpec
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -19,19 +22,37 @@ class Portainer(Service):
 
     `--admin-password-file` creates the `admin` user at startup when none exists (no setup
     wizard, no setup token, no 5-minute "no admin" shutdown); on later starts it is ignored.
+
+    With the sso-portainer edge, people sign in through the realm (OAuth). Portainer CE cannot map
+    a Keycloak group to its administrator role (that is Business Edition's `AdminAutoPopulate`):
+    people who sign in become standard users, and the initial `admin`, the only account CE still
+    lets in with a password once OAuth is on, is the administrator who promotes them.
     """
 
     HTTP_PORT = 9000
 
-    def __init__(self, spec: StackSpec, host: DockerHostComponent, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        spec: StackSpec,
+        host: DockerHostComponent,
+        *,
+        sso: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("portainer", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("portainer")
+        # Portainer's OAuth redirect is its own base URL: the web app reads the code there.
+        self.oidc: OidcLogin | None = oidc_login(spec, self, ("/",)) if sso else None
+        # The step calls the public URL from the deploying machine, which does not trust Caddy's
+        # internal CA (dev); ACME certificates (prod) are verified. Keycloak.open_realm does the same.
+        self._verify_tls = spec.tls.mode != "internal"
         admin_password = self.generate_secret("portainer-admin-password")
         self.container = ServiceContainer(
             self,
             "portainer",
             spec=spec.services.portainer,
             host=host,
+            # The edge network also reaches Keycloak's internal token and userinfo endpoints.
             networks=[host.edge_network],
             command=[
                 # Caddy terminates TLS and talks plain HTTP to it.
@@ -53,3 +74,37 @@ class Portainer(Service):
         self.admin_username = ADMIN_USERNAME
         self.admin_password: pulumi.Output[str] = admin_password
         self.register_outputs({"url": self.url})
+
+    def apply_sso(self, edge: OidcClientEdge) -> None:
+        """Turn on OAuth against the realm once the client exists.
+
+        The image has no shell, so the step runs on the deploying machine against the public URL.
+        Its environment holds the client secret: a rotated secret changes the Command's inputs, and
+        pulumi-command then runs `create` again (no `update` is given), with the previous stdout
+        (the applied secret's fingerprint) in PULUMI_COMMAND_STDOUT.
+        """
+        login = self.oidc
+        step = config.SsoStep(
+            url=self.url,
+            admin_username=self.admin_username,
+            verify_tls=self._verify_tls,
+            oauth=config.OAuthSettings(
+                client_id=login.client_id,
+                authorization_uri=login.auth_url,
+                access_token_uri=login.endpoint("token"),
+                resource_uri=login.endpoint("userinfo"),
+                redirect_uri=login.redirect_uris[0],
+                logout_uri=config.logout_uri(login.logout_url, login.client_id, login.redirect_uris[0]),
+            ),
+        )
+        command.local.Command(
+            "portainer-sso",
+            create="python3 -",
+            stdin=config.sso_script(step),
+            environment={
+                config.ADMIN_PASSWORD_VARIABLE: self.admin_password,
+                config.CLIENT_SECRET_VARIABLE: login.client_secret,
+            },
+            # After the client exists, which itself waits for Keycloak to answer behind Caddy.
+            opts=self.child(depends_on=[self.container.container, edge.client], additional_secret_outputs=["stdout"]),
+        )

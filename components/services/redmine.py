@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
+import pulumi_docker as docker
+import pulumi_keycloak as keycloak
+from pulumi_keycloak import openid
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -10,8 +15,13 @@ from components.config import redmine as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.database import DatabaseEdge
+from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
+
+# pulumi-docker builds from a context directory on the deploying machine (relative to the
+# project, where Pulumi runs the program); the Dockerfile there is config.dockerfile's output.
+BUILD_ROOT = Path(".ceres/build")
 
 
 class Redmine(Service):
@@ -19,6 +29,11 @@ class Redmine(Service):
 
     The bootstrap replaces the default admin/admin password, turns on the REST API and the
     repository web service (for Gitea commit links), and hands out the admin's API key.
+
+    With the sso-redmine edge, Redmine runs a derived image with the redmine_oauth plugin (see
+    config.redmine for why that plugin) and signs people in through the realm. Members of the
+    admin group are Redmine administrators, members of the user group plain users; the plugin
+    sets the admin flag at every sign-in and refuses anyone in neither group. The local admin stays.
     """
 
     HTTP_PORT = 3000
@@ -29,6 +44,7 @@ class Redmine(Service):
         host: DockerHostComponent,
         *,
         postgres: PostgreSQL | None,
+        sso: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("redmine", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -50,11 +66,20 @@ class Redmine(Service):
         else:
             # With no database named, the image's entrypoint falls back to SQLite in sqlite/.
             volumes["redmine-sqlite"] = config.SQLITE_DIR
+        self.oidc: OidcLogin | None = None
+        image: pulumi.Input[str] | None = None
+        if sso:
+            self.oidc = oidc_login(spec, self, (config.OAUTH_CALLBACK,))
+            image = self._build_image(spec, host)
+            # The entrypoint runs plugin migrations only when asked to.
+            envs.append("REDMINE_PLUGINS_MIGRATE=1")
         self.container = ServiceContainer(
             self,
             "redmine",
             spec=spec.services.redmine,
             host=host,
+            image=image,
+            # The edge network also reaches Keycloak's internal token and userinfo endpoints.
             networks=networks,
             envs=envs,
             volumes=volumes,
@@ -63,6 +88,7 @@ class Redmine(Service):
             healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/login", tool="wget", start_period="180s"),
             depends_on=depends_on,
         )
+        self._host = host
         bootstrap = ContainerScript(
             self,
             "redmine-bootstrap",
@@ -80,3 +106,74 @@ class Redmine(Service):
         self.api_key = pulumi.Output.secret(bootstrap.output)
         self.sys_api_key = sys_api_key
         self.register_outputs({"url": self.url})
+
+    def _build_image(self, spec: StackSpec, host: DockerHostComponent) -> pulumi.Output[str]:
+        """Build the derived image on this host's engine; its content-addressed tag is what the
+        container runs, so a changed Dockerfile replaces the container."""
+        derived = config.DerivedImage(base_image=spec.services.redmine.image)
+        context = BUILD_ROOT / pulumi.get_stack() / "redmine"
+        context.mkdir(parents=True, exist_ok=True)
+        dockerfile = context / "Dockerfile"
+        text = config.dockerfile(derived)
+        if not dockerfile.exists() or dockerfile.read_text() != text:
+            dockerfile.write_text(text)
+        image = docker.Image(
+            "redmine-sso-image",
+            image_name=f"{host.prefix}-redmine:{derived.tag()}",
+            build=docker.DockerBuildArgs(context=context.as_posix()),
+            # Built where it runs; no registry is involved.
+            skip_push=True,
+            opts=self.child(),
+        )
+        return image.image_name
+
+    def apply_sso(self, edge: OidcClientEdge) -> None:
+        """Keycloak's side of the admin mapping, then the plugin's settings inside the container.
+
+        The plugin reads roles from one claim and knows two names, `admin` and `user`: the
+        redmine client gets those two roles, the platform's groups get one each, and a mapper puts
+        the client's roles into the userinfo response as `redmine_roles`.
+        """
+        login = self.oidc
+        realm = edge.target.realm
+        on_client = pulumi.ResourceOptions(parent=edge, provider=realm.provider, depends_on=[edge.client])
+        roles = {
+            name: keycloak.Role(f"redmine-{name}-role", realm_id=realm.realm.id, client_id=edge.client.id, name=name,
+                                opts=on_client)
+            for name in (config.ADMIN_ROLE, config.USER_ROLE)
+        }
+        for group, role in ((realm.admins, config.ADMIN_ROLE), (realm.users, config.USER_ROLE)):
+            keycloak.GroupRoles(
+                f"redmine-{role}-group-role",
+                realm_id=realm.realm.id, group_id=group.id, role_ids=[roles[role].id],
+                # Other apps grant the same groups their own roles: manage only this one.
+                exhaustive=False,
+                opts=on_client,
+            )
+        openid.UserClientRoleProtocolMapper(
+            "redmine-roles-claim",
+            realm_id=realm.realm.id, client_id=edge.client.id, name=config.ROLES_CLAIM,
+            claim_name=config.ROLES_CLAIM, client_id_for_role_mappings=login.client_id, multivalued=True,
+            add_to_userinfo=True, add_to_access_token=True, add_to_id_token=False,
+            opts=on_client,
+        )
+        plugin = config.OauthPlugin(
+            client_id=login.client_id,
+            site=login.internal_issuer_url,
+            auth_endpoint=login.auth_url,
+            token_endpoint=login.endpoint("token"),
+            userinfo_endpoint=login.endpoint("userinfo"),
+            logout_endpoint=config.logout_endpoint(login.logout_url, login.client_id, f"{login.app_url}/"),
+        )
+        # The secret is in the step's environment: a rotated one changes its inputs, and
+        # pulumi-command runs `create` again (no `update` is given).
+        ContainerScript(
+            self,
+            "redmine-sso",
+            container=self.container,
+            host=self._host,
+            script=config.sso_script(plugin),
+            env={config.CLIENT_SECRET_VARIABLE: login.client_secret},
+            user=config.CONTAINER_USER,
+            depends_on=[edge.client],
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pulumi
 
 from components.base import Service
@@ -10,6 +12,7 @@ from components.config import wikijs as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.database import DatabaseEdge
+from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
 
@@ -18,7 +21,9 @@ class WikiJs(Service):
     """Wiki.js 2.5 behind Caddy at its public URL; PostgreSQL when the db-wikijs edge is on, SQLite otherwise.
 
     Nobody clicks through its setup wizard: the bootstrap finishes it, turns the GraphQL API on
-    and issues the API key the integrations use.
+    and issues the API key the integrations use. With `sso`, people sign in through the realm
+    (generic OpenID Connect strategy, groups mapped by name: the admin group's Wiki.js namesake
+    holds manage:system); the local login stays as break-glass.
     """
 
     HTTP_PORT = 3000
@@ -29,10 +34,13 @@ class WikiJs(Service):
         host: DockerHostComponent,
         *,
         postgres: PostgreSQL | None,
+        sso: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("wikijs", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self._host = host
         self.url = spec.public_url("wikijs")
+        self.oidc: OidcLogin | None = oidc_login(spec, self, (config.SSO_CALLBACK_PATH,)) if sso else None
         admin_password = self.generate_secret("wikijs-admin-password")
         envs: list[pulumi.Input[str]] = []
         secret_files: dict[str, pulumi.Input[str]] = {}
@@ -63,7 +71,7 @@ class WikiJs(Service):
             depends_on=depends_on,
         )
         self.admin_email = pulumi.Output.secret(f"admin@{spec.domain}")
-        bootstrap = ContainerScript(
+        self.bootstrap = bootstrap = ContainerScript(
             self,
             "wikijs-bootstrap",
             container=self.container,
@@ -78,3 +86,32 @@ class WikiJs(Service):
         self.admin_password = admin_password
         self.api_key = pulumi.Output.secret(bootstrap.output)
         self.register_outputs({"url": self.url})
+
+    def apply_sso(self, edge: OidcClientEdge) -> None:
+        """The groups and the sign-in strategy, once the Keycloak client exists."""
+        login = self.oidc
+        back_home = quote(f"{login.app_url}/", safe="")
+        sso = config.WikiJsSso(
+            port=self.HTTP_PORT,
+            client_id=login.client_id,
+            authorization_url=login.auth_url,
+            token_url=login.endpoint("token"),
+            userinfo_url=login.endpoint("userinfo"),
+            issuer=login.issuer_url,
+            logout_url=f"{login.logout_url}?client_id={login.client_id}&post_logout_redirect_uri={back_home}",
+            admin_group=login.admin_group,
+            user_group=login.user_group,
+        )
+        ContainerScript(
+            self,
+            "wikijs-sso",
+            container=self.container,
+            host=self._host,
+            script=config.sso_script(sso),
+            env={
+                config.ADMIN_EMAIL_VARIABLE: self.admin_email,
+                config.ADMIN_PASSWORD_VARIABLE: self.admin_password,
+                config.CLIENT_SECRET_VARIABLE: login.client_secret,
+            },
+            depends_on=[edge.client, self.bootstrap.command],
+        )

@@ -73,6 +73,7 @@ def test_data_network_is_internal_and_postgres_is_only_on_it(offline):
 def test_containers_have_the_production_shape(offline):
     run = offline("prod")
     images = {r.urn: r.inputs["name"] for r in of_type(run, "RemoteImage")}
+    images |= {r.urn: r.inputs["imageName"] for r in of_type(run, "docker:index/image:Image")}
     for container in containers(run):
         if container.inputs.get("mustRun") is False:
             continue  # one-shot helpers (the probe tools copy) run to completion, not as services
@@ -167,11 +168,29 @@ def test_caddy_publishes_exactly_http_and_https(offline):
     assert sorted((p["internal"], p["external"]) for p in caddy.inputs["ports"]) == [(80, 80), (443, 443)]
 
 
-def test_admin_only_uis_are_not_routed_before_the_sso_gate(offline):
+def test_admin_only_uis_are_routed_only_behind_the_sso_gate(offline):
     from components.catalog import GATED_UIS
 
-    routed = {r.name for r in offline("dev").resources if r.type == "ceres:integrations:RouteEdge"}
-    assert routed and not {f"route-{ui.replace('_', '-')}" for ui in GATED_UIS} & routed
+    gated = {f"route-{ui.replace('_', '-')}" for ui in GATED_UIS}
+    run = offline("dev")
+    routed = {r.name for r in run.resources if r.type == "ceres:integrations:RouteEdge"}
+    assert gated <= routed
+    assert by_name(run, "sso-proxy", "ForwardAuthEdge").parent == by_name(run, "caddy", "Caddy").urn
+    caddyfile = by_name(run, "caddy", "Container").inputs["uploads"][0]["content"]
+    for host in ("prometheus.ceres.localhost", "alertmanager.ceres.localhost", "status.ceres.localhost"):
+        block = caddyfile.split(f"\n{host} {{\n", 1)[1].split("\n}\n", 1)[0]
+        assert "forward_auth oauth2-proxy:4180 {" in block, host
+    off = offline("dev", integrations={"sso-proxy": False})
+    assert not gated & {r.name for r in off.resources if r.type == "ceres:integrations:RouteEdge"}
+    reasons = {e["id"]: e["reason"] for e in off.outputs["integration_matrix"]}
+    assert reasons["route-prometheus"] == "needs sso-proxy, which is switched off (integrations.sso-proxy=false)"
+
+
+def test_the_gate_does_not_apply_when_no_admin_ui_is_routed(offline):
+    run = offline("dev", integrations={"route-prometheus": False, "route-alertmanager": False, "route-uptime-kuma": False})
+    statuses = {e["id"]: e for e in run.outputs["integration_matrix"]}
+    assert statuses["sso-proxy"]["status"] == "not_applicable"
+    assert not [r for r in run.resources if r.type == "ceres:integrations:ForwardAuthEdge"]
 
 
 def test_bootstrap_steps_run_after_their_container_and_keep_their_output_secret(offline):
@@ -181,9 +200,31 @@ def test_bootstrap_steps_run_after_their_container_and_keep_their_output_secret(
     assert set(steps) == {
         "gitea-bootstrap", "mattermost-bootstrap", "mattermost-bot-token", "redmine-bootstrap",
         "wikijs-bootstrap", "uptime_kuma-bootstrap", "nextcloud-bootstrap",
+        # single sign-on, the app's side of it
+        "gitea-sso", "gitea-sso-reload", "nextcloud-sso", "wikijs-sso", "redmine-sso", "portainer-sso",
     }
+    def waits_for_a_container(resource, seen=frozenset()) -> bool:
+        for dependency in (urns[d] for d in resource.dependencies if d in urns and d not in seen):
+            if dependency.type.endswith("Container") or waits_for_a_container(dependency, seen | {resource.urn}):
+                return True
+        return False
+
     for step in steps.values():
-        assert any(urns[d].type.endswith("Container") for d in step.dependencies if d in urns), step.name
+        assert waits_for_a_container(step), step.name
     # The steps that print a token or key: what they print is a secret output.
     for name in ("gitea-bootstrap", "mattermost-bot-token", "redmine-bootstrap", "wikijs-bootstrap", "uptime_kuma-bootstrap"):
         assert "stdout" in steps[name].secret_outputs, name
+
+
+def test_every_public_app_signs_in_through_the_realm(offline):
+    from components.catalog import PUBLIC_APPS
+
+    run = offline("dev")
+    logins = {r.inputs["source"] for r in run.resources if r.type == "ceres:integrations:OidcClientEdge"}
+    assert logins == set(PUBLIC_APPS) - {"keycloak"}
+    clients = {r.inputs["clientId"]: r.inputs for r in of_type(run, "keycloak:openid/client:Client")}
+    for client_id, client in clients.items():
+        assert client["clientSecret"] == SECRET_MARK, client_id
+        for uri in client["validRedirectUris"]:
+            assert uri.startswith("https://") and ".ceres.localhost/" in uri, (client_id, uri)
+    assert set(clients) == {*(app for app in logins), "oauth2-proxy"}

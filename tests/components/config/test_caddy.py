@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from components.config.caddy import (
+    IDENTITY_HEADERS,
     NEXTCLOUD_DAV_REDIRECTS,
+    UPTIME_KUMA_PUBLIC_PATHS,
     AcmeTls,
     CaddySettings,
+    Gate,
     InternalTls,
     Redirect,
     Site,
@@ -35,6 +38,9 @@ INSTALL_HINT = (
     "or `apt-get install -y caddy` (Debian, 2.6: too old for the pinned 2.10 image)"
 )
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+GATE = "oauth2-proxy:4180"
+# The 401 redirect as Caddy runs it: back to the very URL the browser asked for.
+SIGN_IN = "/oauth2/sign_in?rd={http.request.scheme}://{http.request.hostport}{http.request.uri}"
 
 
 def caddy_binary() -> str:
@@ -82,6 +88,21 @@ def prod_settings() -> CaddySettings:
     )
 
 
+def gated_settings(tier: str = "dev") -> CaddySettings:
+    """A plain app next to two gated admin UIs, one of them with public pages (Kuma's status pages)."""
+    base = dev_settings() if tier == "dev" else prod_settings()
+    domain = base.domain
+    return CaddySettings(
+        domain=domain,
+        tls=base.tls,
+        sites=(
+            Site(f"gitea.{domain}", "gitea:3000"),
+            Site(f"prometheus.{domain}", "prometheus:9090", gate=Gate(GATE)),
+            Site(f"status.{domain}", "uptime-kuma:3001", gate=Gate(GATE, UPTIME_KUMA_PUBLIC_PATHS)),
+        ),
+    )
+
+
 def run_caddy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([caddy_binary(), *args], capture_output=True, text=True, timeout=TIMEOUT,
                           env=caddy_env(tmp_path), cwd=tmp_path)
@@ -118,10 +139,25 @@ def site_handlers(config: dict, host: str) -> list[dict]:
     raise AssertionError(f"no route for {host}")
 
 
+def site_routes(config: dict, host: str) -> list[dict]:
+    """The top-level routes of `host`'s subroute, in the order Caddy runs them."""
+    for server in config["apps"]["http"]["servers"].values():
+        for route in server["routes"]:
+            if any(host in match.get("host", []) for match in route.get("match", [])):
+                return route["handle"][0]["routes"]
+    raise AssertionError(f"no route for {host}")
+
+
+def proxies(route: dict) -> list[dict]:
+    """The reverse_proxy handlers inside one `handle` block, in order."""
+    return [h for h in route["handle"][0]["routes"][0]["handle"] if h["handler"] == "reverse_proxy"]
+
+
 # --- the real validator accepts both tiers' Caddyfiles -------------------------------------------
 
 
-@pytest.mark.parametrize("settings", [dev_settings(), prod_settings()], ids=["dev-internal-ca", "prod-acme"])
+@pytest.mark.parametrize("settings", [dev_settings(), prod_settings(), gated_settings("dev"), gated_settings("prod")],
+                         ids=["dev-internal-ca", "prod-acme", "dev-gated", "prod-gated"])
 def test_caddy_validate_accepts_the_rendered_caddyfile(tmp_path: Path, settings: CaddySettings) -> None:
     result = run_caddy(tmp_path, "validate", "--config", str(write(tmp_path, settings)), "--adapter", "caddyfile")
     assert result.returncode == 0, result.stderr
@@ -130,7 +166,8 @@ def test_caddy_validate_accepts_the_rendered_caddyfile(tmp_path: Path, settings:
     assert '"level":"warn"' not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("settings", [dev_settings(), prod_settings()], ids=["dev", "prod"])
+@pytest.mark.parametrize("settings", [dev_settings(), prod_settings(), gated_settings("dev"), gated_settings("prod")],
+                         ids=["dev", "prod", "dev-gated", "prod-gated"])
 def test_rendered_caddyfile_is_already_caddy_formatted(tmp_path: Path, settings: CaddySettings) -> None:
     path = write(tmp_path, settings)
     result = run_caddy(tmp_path, "fmt", str(path))
@@ -198,7 +235,75 @@ def test_ports_and_admin_address_are_configurable(tmp_path: Path) -> None:
     assert config["apps"]["http"]["https_port"] == 18443
 
 
+# --- gated sites: forward_auth to oauth2-proxy (what the adapted JSON runs) ----------------------
+
+
+def test_a_gated_site_strips_client_identity_headers_before_anything_else(tmp_path: Path) -> None:
+    routes = site_routes(adapted(tmp_path, gated_settings()), "prometheus.ceres.localhost")
+    first = routes[0]["handle"]
+    assert {"handler": "headers", "request": {"delete": ["X-Auth-Request-*"]}} in first
+    # Every handle block (the gate's endpoints, the app) comes after the strip.
+    assert all("group" in route for route in routes[1:]) and "group" not in routes[0]
+    assert all(header.startswith("X-Auth-Request-") for header in IDENTITY_HEADERS)
+
+
+def test_oauth2_paths_go_to_oauth2_proxy_with_the_headers_it_needs(tmp_path: Path) -> None:
+    routes = site_routes(adapted(tmp_path, gated_settings()), "prometheus.ceres.localhost")
+    endpoints = next(r for r in routes if r.get("match") == [{"path": ["/oauth2/*"]}])
+    (proxy,) = proxies(endpoints)
+    assert proxy["upstreams"] == [{"dial": GATE}]
+    assert proxy["headers"]["request"]["set"] == {
+        "X-Forwarded-Uri": ["{http.request.uri}"], "X-Real-Ip": ["{http.request.remote.host}"],
+    }
+
+
+def test_everything_else_asks_the_gate_first_then_proxies_to_the_app(tmp_path: Path) -> None:
+    routes = site_routes(adapted(tmp_path, gated_settings()), "prometheus.ceres.localhost")
+    catch_all = next(r for r in routes if "group" in r and "match" not in r)
+    gate, app = proxies(catch_all)
+    assert gate["upstreams"] == [{"dial": GATE}] and app["upstreams"] == [{"dial": "prometheus:9090"}]
+    assert gate["rewrite"] == {"method": "GET", "uri": "/oauth2/auth"}
+    assert gate["headers"]["request"]["set"]["X-Forwarded-Uri"] == ["{http.request.uri}"]
+    signed_in, signed_out = gate["handle_response"]
+    assert signed_in["match"] == {"status_code": [2]}
+    copied = {header for route in signed_in["routes"] for h in route["handle"]
+              for header in h.get("request", {}).get("set", {})}
+    assert copied == set(IDENTITY_HEADERS)
+    assert signed_out["match"] == {"status_code": [401]}
+    (redirect,) = signed_out["routes"][0]["handle"]
+    assert redirect == {"handler": "static_response", "status_code": 302, "headers": {"Location": [SIGN_IN]}}
+
+
+def test_only_uptime_kumas_status_pages_pass_without_sign_in(tmp_path: Path) -> None:
+    config = adapted(tmp_path, gated_settings())
+    status = site_routes(config, "status.ceres.localhost")
+    public = next(r for r in status if r.get("match") == [{"path": list(UPTIME_KUMA_PUBLIC_PATHS)}])
+    assert [p["upstreams"] for p in proxies(public)] == [[{"dial": "uptime-kuma:3001"}]]
+    assert not any(r.get("match", [{}])[0].get("path", [""])[0].startswith("/status")
+                   for r in site_routes(config, "prometheus.ceres.localhost"))
+
+
+def test_a_plain_site_has_no_gate(tmp_path: Path) -> None:
+    gitea = json.dumps(site_handlers(adapted(tmp_path, gated_settings()), "gitea.ceres.localhost"))
+    assert "oauth2" not in gitea and "X-Auth-Request" not in gitea
+
+
 # --- the renderer refuses what would make a broken or unsafe Caddyfile ---------------------------
+
+
+@pytest.mark.parametrize("gate", [
+    ("oauth2-proxy",),
+    ("oauth2-proxy:4180 {",),
+    ("oauth2-proxy:4180", ("status/*",)),
+    ("oauth2-proxy:4180", ("/status/{slug}",)),
+    ("oauth2-proxy:4180", ("/oauth2/callback",)),
+    ("oauth2-proxy:4180", ("/oauth2*",)),
+    ("oauth2-proxy:4180", ("/o*",)),
+    ("oauth2-proxy:4180", ("/*",)),
+])
+def test_gates_refuse_bad_upstreams_and_public_paths_that_reach_the_gate(gate: tuple) -> None:
+    with pytest.raises(ValueError):
+        Gate(*gate)
 
 
 @pytest.mark.parametrize("site", [

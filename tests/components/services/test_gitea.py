@@ -115,3 +115,72 @@ def test_no_secret_reaches_a_plain_input():
         assert "result" in password.secret_outputs
     for resource in run.resources:
         assert "offline-" not in json.dumps(resource.inputs), resource.name
+
+
+# Single sign-on: Keycloak, its realm, Gitea with `sso`, and the sso-gitea edge between them.
+
+def build_sso():
+    from components.integrations.oidc import OidcClientEdge
+    from components.services.keycloak import Keycloak
+
+    made = {}
+
+    def program(spec, host):
+        keycloak = Keycloak(spec, host, postgres=None)
+        keycloak.open_realm(spec, [])
+        made["spec"], made["gitea"] = spec, Gitea(spec, host, sso=True)
+        OidcClientEdge(made["gitea"], keycloak)
+    return run_components(program), made
+
+
+def test_without_sso_there_is_no_login_source_step():
+    run, gitea = build()
+    assert gitea.oidc is None
+    assert not any(e.startswith("GITEA__oauth2_client__") for e in env(run))
+    assert not [r for r in run.resources if r.name.startswith("gitea-sso")]
+
+
+def test_the_keycloak_client_allows_exactly_giteas_callback_at_its_public_url():
+    run, made = build_sso()
+    client = by_name(run, "gitea-oidc-client", "Client")
+    assert client.inputs["clientId"] == "gitea" and client.inputs["clientSecret"] == SECRET_MARK
+    assert client.inputs["validRedirectUris"] == ["https://gitea.ceres.localhost/user/oauth2/keycloak/callback"]
+    assert made["gitea"].oidc.issuer_url == f"https://keycloak.ceres.localhost/realms/{made['spec'].sso.realm}"
+
+
+def test_people_from_the_realm_get_accounts_named_after_their_keycloak_username():
+    run, _ = build_sso()
+    assert {"GITEA__oauth2_client__ENABLE_AUTO_REGISTRATION=true", "GITEA__oauth2_client__USERNAME=preferred_username",
+            "GITEA__oauth2_client__ACCOUNT_LINKING=auto"} <= set(env(run))
+
+
+def test_the_login_source_step_discovers_the_realm_and_maps_the_admin_group():
+    run, made = build_sso()
+    step = by_name(run, "gitea-sso", "Command")
+    realm, admins = made["spec"].sso.realm, made["spec"].sso.admin_group
+    assert step.inputs["create"] == "docker exec -i -u git -e CERES_OIDC_CLIENT_SECRET ceres-dev-gitea sh -s"
+    assert step.inputs["environment"]["CERES_OIDC_CLIENT_SECRET"] == SECRET_MARK
+    script = step.inputs["stdin"]
+    assert f"--auto-discover-url http://keycloak:8080/realms/{realm}/.well-known/openid-configuration" in script
+    assert "--key gitea" in script and "--name keycloak" in script
+    assert f"--group-claim-name groups --admin-group {admins}" in script
+    assert {by_name(run, "gitea-oidc-client", "Client").urn, by_name(run, "gitea", "Container").urn,
+            by_name(run, "gitea-bootstrap", "Command").urn} <= set(step.dependencies)
+    assert step.parent == by_name(run, "gitea", "ceres:services:Gitea").urn
+
+
+def test_an_updated_login_source_restarts_gitea_after_the_step():
+    run, _ = build_sso()
+    reload = by_name(run, "gitea-sso-reload", "Command")
+    assert "docker restart ceres-dev-gitea" in reload.inputs["create"]
+    assert "CERES_SSO_RESULT" in reload.inputs["environment"]
+    # Re-run whenever the step's script or the secret changes; the secret stays a secret.
+    assert reload.inputs["triggers"][0] == by_name(run, "gitea-sso", "Command").inputs["stdin"]
+    assert reload.inputs["triggers"][1] == SECRET_MARK
+    assert by_name(run, "gitea-sso", "Command").urn in reload.dependencies
+
+
+def test_with_sso_no_secret_reaches_a_plain_input():
+    run, _ = build_sso()
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), resource.name

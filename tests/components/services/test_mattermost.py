@@ -10,6 +10,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from cli.offline import SECRET_MARK
 from components.docker_host import PROBE
+from components.integrations.oidc import OidcClientEdge
+from components.services.keycloak import Keycloak
 from components.services.mattermost import Mattermost
 from components.services.postgres import PostgreSQL
 from stacks.tiers import BASE
@@ -123,3 +125,113 @@ def test_exposes_credentials_as_secrets_and_the_team(built):
         assert _sync_await(secret.is_secret())
     assert mattermost.team == "ceres"
     assert len(of_type(built[0], "RandomPassword")) == 3  # superuser, Mattermost's role, its admin
+
+
+# --- single sign-on (sso-mattermost) ---------------------------------------------------------------
+
+ISSUER = "https://keycloak.ceres.localhost/realms/ceres"
+INTERNAL_ISSUER = "http://keycloak:8080/realms/ceres"
+
+
+def build_with_sso(edition: str = "team"):
+    """Keycloak with its realm, Mattermost signing in through it, and the edge between them."""
+    services: dict[str, Mattermost] = {}
+
+    def program(spec, host):
+        postgres = PostgreSQL(spec.services.postgres, host, ("mattermost",))
+        keycloak = Keycloak(spec, host, postgres=None)
+        services["mattermost"] = Mattermost(spec, host, postgres=postgres, sso=True)
+        keycloak.open_realm(spec, reachable_after=[])
+        OidcClientEdge(services["mattermost"], keycloak)
+
+    run = run_components(program, services={"mattermost": {"edition": edition}})
+    return run, services["mattermost"]
+
+
+@pytest.fixture(scope="module")
+def team_sso():
+    return build_with_sso("team")
+
+
+@pytest.fixture(scope="module")
+def enterprise_sso():
+    return build_with_sso("enterprise")
+
+
+def settings_env(run) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container(run).inputs["envs"] if e != SECRET_MARK)
+
+
+def test_without_the_edge_no_sign_in_is_configured(built):
+    run, mattermost = built
+    assert mattermost.oidc is None
+    assert not [e for e in container(run).inputs["envs"] if "GITLABSETTINGS" in e or "OPENIDSETTINGS" in e]
+
+
+def test_team_edition_client_redirects_exactly_to_the_gitlab_callbacks(team_sso):
+    run, _ = team_sso
+    client = by_name(run, "mattermost-oidc-client", "Client").inputs
+    assert client["clientId"] == "mattermost"
+    assert client["validRedirectUris"] == [
+        "https://mattermost.ceres.localhost/signup/gitlab/complete",
+        "https://mattermost.ceres.localhost/login/gitlab/complete",
+    ]
+    assert client["clientSecret"] == SECRET_MARK
+
+
+def test_team_edition_uses_the_gitlab_provider_pointed_at_the_realm(team_sso):
+    run, _ = team_sso
+    env = settings_env(run)
+    assert env["MM_GITLABSETTINGS_ENABLE"] == "true"
+    assert env["MM_GITLABSETTINGS_ID"] == "mattermost"
+    # The browser goes to the public issuer; Mattermost's own calls stay on the Docker network.
+    assert env["MM_GITLABSETTINGS_AUTHENDPOINT"] == f"{ISSUER}/protocol/openid-connect/auth"
+    assert env["MM_GITLABSETTINGS_TOKENENDPOINT"] == f"{INTERNAL_ISSUER}/protocol/openid-connect/token"
+    assert env["MM_GITLABSETTINGS_USERAPIENDPOINT"] == f"{INTERNAL_ISSUER}/protocol/openid-connect/userinfo"
+    assert "openid" in env["MM_GITLABSETTINGS_SCOPE"].split()
+    assert not any(key.startswith("MM_OPENIDSETTINGS_") for key in env)
+
+
+def test_team_edition_gets_gitlab_shaped_claims_with_a_numeric_id(team_sso):
+    run, _ = team_sso
+    mappers = {m.inputs["claimName"]: m.inputs for m in of_type(run, "UserPropertyProtocolMapper")}
+    assert set(mappers) == {"id", "username", "email"}
+    # Mattermost decodes GitLab's id as int64: a UUID string would not do.
+    assert mappers["id"]["userProperty"] == "createdTimestamp"
+    assert mappers["id"]["claimValueType"] == "long"
+    assert mappers["username"]["userProperty"] == "username"
+    assert all(m["addToUserinfo"] is True for m in mappers.values()), "Mattermost reads the userinfo endpoint"
+
+
+def test_the_client_secret_reaches_mattermost_only_as_a_secret(team_sso):
+    run, _ = team_sso
+    envs = container(run).inputs["envs"]
+    assert not any(e.startswith("MM_GITLABSETTINGS_SECRET") for e in envs)
+    assert envs.count(SECRET_MARK) == 2  # the data source and the client secret
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+
+
+def test_the_admin_group_maps_to_no_mattermost_role(team_sso):
+    run, mattermost = team_sso
+    # Team Edition has no group sync and the GitLab provider no role claim: nothing in the
+    # configuration mentions the admin group, and only the bootstrap admin is made system admin.
+    assert mattermost.oidc.admin_group == "ceres-admins"
+    assert not [e for e in container(run).inputs["envs"] if "ceres-admins" in e or "ADMIN" in e.split("=")[0]]
+    setup = by_name(run, "mattermost-bootstrap", "Command").inputs["stdin"]
+    assert setup.count("roles system-admin") == 1 and 'roles system-admin "$ADMIN"' in setup
+
+
+def test_licensed_edition_uses_native_openid_by_internal_discovery(enterprise_sso):
+    run, _ = enterprise_sso
+    client = by_name(run, "mattermost-oidc-client", "Client").inputs
+    assert client["validRedirectUris"] == ["https://mattermost.ceres.localhost/signup/openid/complete"]
+    env = settings_env(run)
+    assert env["MM_OPENIDSETTINGS_ENABLE"] == "true"
+    assert env["MM_OPENIDSETTINGS_ID"] == "mattermost"
+    assert env["MM_OPENIDSETTINGS_DISCOVERYENDPOINT"] == f"{INTERNAL_ISSUER}/.well-known/openid-configuration"
+    assert not any(key.startswith("MM_GITLABSETTINGS_") for key in env)
+    # Native OpenID identifies people by `sub`: no GitLab-shaped claims are added.
+    assert not of_type(run, "UserPropertyProtocolMapper")
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), resource.name

@@ -121,3 +121,73 @@ def test_no_secret_reaches_a_plain_input():
     run, _ = build()
     for resource in run.resources:
         assert "offline-" not in json.dumps(resource.inputs), resource.name
+
+
+# Single sign-on: Keycloak, its realm, Nextcloud with `sso`, and the sso-nextcloud edge between them.
+
+def build_sso():
+    from components.integrations.oidc import OidcClientEdge
+    from components.services.keycloak import Keycloak
+
+    made = {}
+
+    def program(spec, host):
+        keycloak = Keycloak(spec, host, postgres=None)
+        keycloak.open_realm(spec, [])
+        made["spec"], made["nextcloud"] = spec, Nextcloud(spec, host, sso=True)
+        OidcClientEdge(made["nextcloud"], keycloak)
+    return run_components(program), made
+
+
+def test_without_sso_there_is_no_provider_step():
+    run, nextcloud = build()
+    assert nextcloud.oidc is None
+    assert not [r for r in run.resources if r.name.startswith("nextcloud-sso") or r.type.startswith("keycloak:")]
+
+
+def test_the_keycloak_client_allows_exactly_user_oidc_s_callback_at_the_public_url():
+    run, made = build_sso()
+    client = by_name(run, "nextcloud-oidc-client", "Client")
+    assert client.inputs["clientId"] == "nextcloud" and client.inputs["clientSecret"] == SECRET_MARK
+    assert client.inputs["validRedirectUris"] == [
+        "https://nextcloud.ceres.localhost/apps/user_oidc/code",
+        "https://nextcloud.ceres.localhost/index.php/apps/user_oidc/code",
+    ]
+    assert made["nextcloud"].oidc.issuer_url == f"https://keycloak.ceres.localhost/realms/{made['spec'].sso.realm}"
+
+
+def test_members_of_the_admin_group_hold_the_client_role_nextcloud_provisions_as_admin():
+    run, made = build_sso()
+    client = by_name(run, "nextcloud-oidc-client", "Client")
+    role = by_name(run, "nextcloud-admin-role", "Role")
+    assert role.inputs["name"] == "admin" and role.inputs["clientId"] == f"{client.name}-id"
+    grant = by_name(run, "nextcloud-admin-role-grant", "GroupRoles")
+    admins = by_name(run, "keycloak-admins-group", "Group")
+    assert admins.inputs["name"] == made["spec"].sso.admin_group
+    assert grant.inputs["groupId"] == f"{admins.name}-id" and grant.inputs["roleIds"] == [f"{role.name}-id"]
+    assert grant.inputs["exhaustive"] is False
+    claim = by_name(run, "nextcloud-admin-role-claim", "UserClientRoleProtocolMapper")
+    assert claim.inputs["claimName"] == "nextcloud_groups" and claim.inputs["clientIdForRoleMappings"] == "nextcloud"
+    assert claim.inputs["multivalued"] is True and claim.inputs["addToIdToken"] is True
+    edge = by_name(run, "sso-nextcloud", "OidcClientEdge")
+    assert {role.parent, grant.parent, claim.parent} == {edge.urn}
+
+
+def test_the_provider_step_discovers_the_realm_and_provisions_the_admin_group_from_that_claim():
+    run, made = build_sso()
+    step = by_name(run, "nextcloud-sso", "Command")
+    assert step.inputs["create"] == "docker exec -i -u www-data -e CERES_OIDC_CLIENT_SECRET ceres-dev-nextcloud sh -s"
+    assert step.inputs["environment"]["CERES_OIDC_CLIENT_SECRET"] == SECRET_MARK
+    script = step.inputs["stdin"]
+    assert f"--discoveryuri=http://keycloak:8080/realms/{made['spec'].sso.realm}/.well-known/openid-configuration" in script
+    assert "--clientid=nextcloud" in script and "--mapping-groups=nextcloud_groups" in script
+    assert "--group-whitelist-regex='^admin$'" in script
+    assert {by_name(run, "nextcloud-oidc-client", "Client").urn, container(run).urn,
+            by_name(run, "nextcloud-bootstrap", "Command").urn,
+            by_name(run, "nextcloud-admin-role-grant", "GroupRoles").urn} <= set(step.dependencies)
+
+
+def test_with_sso_no_secret_reaches_a_plain_input():
+    run, _ = build_sso()
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), resource.name

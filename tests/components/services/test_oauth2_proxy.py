@@ -4,7 +4,9 @@ There is no oauth2-proxy binary in Debian or PyPI to run here, so the environmen
 against oauth2-proxy's documented options (docs/docs/configuration/overview.md and the
 `cfg`/`env` tags in pkg/apis/options, v7.x): every variable must be a documented flag in its
 `OAUTH2_PROXY_<FLAG>` form (plural for list flags: COOKIE_DOMAINS, WHITELIST_DOMAINS,
-EMAIL_DOMAINS, UPSTREAMS).
+EMAIL_DOMAINS, UPSTREAMS, ALLOWED_GROUPS; comma-separated values, split by viper's decoder).
+The keycloak-oidc group flag is `--allowed-group` (cfg `allowed_groups`, v7.12
+pkg/apis/options/legacy_options.go), read from the `--oidc-groups-claim` claim.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from pulumi.runtime.sync_await import _sync_await
 from cli.offline import SECRET_MARK
 from components.docker_host import PROBE
 from components.services.keycloak import Keycloak
-
-REALM = "ceres"  # the default realm (stacks/tiers.py)
 from components.services.oauth2_proxy import OAuth2Proxy
 from stacks.tiers import BASE
 from tests.support import by_name, run_components
+
+REALM = "ceres"  # the default realm (stacks/tiers.py)
 
 DOCUMENTED_VARIABLES = {
     "OAUTH2_PROXY_PROVIDER", "OAUTH2_PROXY_OIDC_ISSUER_URL", "OAUTH2_PROXY_SKIP_OIDC_DISCOVERY",
@@ -31,17 +33,19 @@ DOCUMENTED_VARIABLES = {
     "OAUTH2_PROXY_WHITELIST_DOMAINS", "OAUTH2_PROXY_COOKIE_SECURE", "OAUTH2_PROXY_EMAIL_DOMAINS",
     "OAUTH2_PROXY_REVERSE_PROXY", "OAUTH2_PROXY_SET_XAUTHREQUEST", "OAUTH2_PROXY_UPSTREAMS",
     "OAUTH2_PROXY_HTTP_ADDRESS", "OAUTH2_PROXY_SILENCE_PING_LOGGING",
+    "OAUTH2_PROXY_OIDC_GROUPS_CLAIM", "OAUTH2_PROXY_ALLOWED_GROUPS", "OAUTH2_PROXY_SKIP_PROVIDER_BUTTON",
 }
+GATED_HOSTS = ["prometheus.ceres.localhost", "alertmanager.ceres.localhost", "status.ceres.localhost"]
 
 
-def build(stack: str = "dev"):
+def build(stack: str = "dev", **settings):
     built: dict = {}
 
     def program(spec, host):
         built["keycloak"] = Keycloak(spec, host, postgres=None)
         built["proxy"] = OAuth2Proxy(spec, host, keycloak=built["keycloak"])
 
-    return run_components(program, stack=stack), built["proxy"]
+    return run_components(program, stack=stack, **settings), built["proxy"]
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +105,38 @@ def test_does_not_wait_for_keycloak_to_start(dev) -> None:
     assert keycloak.urn not in container(run).dependencies
 
 
-def test_one_cookie_covers_every_gated_ui_under_the_domain(dev) -> None:
+def test_the_session_cookie_and_redirects_stay_on_the_gated_hosts(dev) -> None:
+    # Deliberately not `.ceres.localhost` (the domain-wide cookie this replaced): every other
+    # app under the domain would receive the admin session cookie.
+    run, proxy = dev
+    values = env(run)
+    assert values["OAUTH2_PROXY_COOKIE_DOMAINS"].split(",") == GATED_HOSTS == proxy.hosts
+    assert values["OAUTH2_PROXY_WHITELIST_DOMAINS"].split(",") == GATED_HOSTS
+    assert values["OAUTH2_PROXY_COOKIE_SECURE"] == "true"
+
+
+def test_a_disabled_ui_is_not_among_the_gated_hosts() -> None:
+    run, proxy = build(services={"alertmanager": {"enabled": False}})
+    assert env(run)["OAUTH2_PROXY_COOKIE_DOMAINS"] == "prometheus.ceres.localhost,status.ceres.localhost"
+    assert proxy.hosts == ["prometheus.ceres.localhost", "status.ceres.localhost"]
+
+
+def test_only_the_admin_group_passes_the_gate(dev) -> None:
     run, _ = dev
     values = env(run)
-    assert values["OAUTH2_PROXY_COOKIE_DOMAINS"] == values["OAUTH2_PROXY_WHITELIST_DOMAINS"] == ".ceres.localhost"
-    assert values["OAUTH2_PROXY_COOKIE_SECURE"] == "true"
+    assert values["OAUTH2_PROXY_ALLOWED_GROUPS"] == BASE["sso"]["admin_group"] == "ceres-admins"
+    assert values["OAUTH2_PROXY_OIDC_GROUPS_CLAIM"] == "groups"
+    assert values["OAUTH2_PROXY_EMAIL_DOMAINS"] == "*"
+    # The 401 redirect to /oauth2/sign_in goes straight on to Keycloak.
+    assert values["OAUTH2_PROXY_SKIP_PROVIDER_BUTTON"] == "true"
+
+
+def test_realm_and_admin_group_come_from_the_sso_settings() -> None:
+    run, _ = build(sso={"realm": "acme", "admin_group": "ops-admins"})
+    values = env(run)
+    assert values["OAUTH2_PROXY_OIDC_ISSUER_URL"] == "https://keycloak.ceres.localhost/realms/acme"
+    assert values["OAUTH2_PROXY_REDEEM_URL"] == "http://keycloak:8080/realms/acme/protocol/openid-connect/token"
+    assert values["OAUTH2_PROXY_ALLOWED_GROUPS"] == "ops-admins"
 
 
 def test_runs_as_a_forward_auth_backend_behind_caddy(dev) -> None:
@@ -140,4 +171,4 @@ def test_prod_uses_the_prod_domain() -> None:
     run, _ = build("prod")
     values = env(run)
     assert values["OAUTH2_PROXY_OIDC_ISSUER_URL"] == f"https://keycloak.ceres.example.com/realms/{REALM}"
-    assert values["OAUTH2_PROXY_COOKIE_DOMAINS"] == ".ceres.example.com"
+    assert values["OAUTH2_PROXY_COOKIE_DOMAINS"] == "prometheus.ceres.example.com,alertmanager.ceres.example.com,status.ceres.example.com"

@@ -8,10 +8,13 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from cli.offline import SECRET_MARK
+from components.config import redmine as redmine_config
+from components.integrations.oidc import OidcClientEdge
+from components.services.keycloak import Keycloak
 from components.services.postgres import PostgreSQL
 from components.services.redmine import Redmine
 from stacks.tiers import BASE
-from tests.support import by_name, run_components
+from tests.support import by_name, of_type, run_components
 
 
 def build_run(with_postgres: bool):
@@ -109,3 +112,119 @@ def test_exposes_its_credentials_as_secrets(with_postgres):
     _, redmine = with_postgres
     for secret in (redmine.admin_password, redmine.api_key, redmine.sys_api_key):
         assert _sync_await(secret.is_secret())
+
+
+# --- single sign-on (sso-redmine) ------------------------------------------------------------------
+
+ISSUER = "https://keycloak.ceres.localhost/realms/ceres"
+INTERNAL_ISSUER = "http://keycloak:8080/realms/ceres"
+
+
+def build_with_sso(directory, **settings):
+    """Keycloak with its realm, Redmine signing in through it, and the edge between them, built in
+    `directory` (the program writes the image's build context under the working directory)."""
+    services: dict[str, Redmine] = {}
+
+    def program(spec, host):
+        postgres = PostgreSQL(spec.services.postgres, host, ("redmine",))
+        keycloak = Keycloak(spec, host, postgres=None)
+        services["redmine"] = Redmine(spec, host, postgres=postgres, sso=True)
+        keycloak.open_realm(spec, reachable_after=[])
+        OidcClientEdge(services["redmine"], keycloak)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        run = run_components(program, **settings)
+    return run, services["redmine"]
+
+
+@pytest.fixture(scope="module")
+def sso_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("redmine-sso")
+
+
+@pytest.fixture(scope="module")
+def with_sso(sso_dir):
+    return build_with_sso(sso_dir)
+
+
+def test_without_the_edge_it_runs_the_pinned_image_as_is(with_postgres):
+    run, redmine = with_postgres
+    assert redmine.oidc is None
+    assert not [r for r in run.resources if r.type.endswith(":Image")]
+    assert "REDMINE_PLUGINS_MIGRATE=1" not in container(run).inputs["envs"]
+
+
+def test_the_client_redirects_exactly_to_the_plugins_callback(with_sso):
+    run, _ = with_sso
+    client = by_name(run, "redmine-oidc-client", "Client").inputs
+    assert client["clientId"] == "redmine"
+    assert client["validRedirectUris"] == ["https://redmine.ceres.localhost/oauth2callback"]
+    assert client["clientSecret"] == SECRET_MARK
+
+
+def test_it_runs_the_derived_image_built_from_the_rendered_dockerfile(with_sso, sso_dir):
+    run, _ = with_sso
+    image = by_name(run, "redmine-sso-image", "docker:index/image:Image")
+    derived = redmine_config.DerivedImage(base_image=BASE["services"]["redmine"]["image"])
+    assert image.inputs["imageName"] == f"ceres-dev-redmine:{derived.tag()}"
+    assert image.inputs["skipPush"] is True, "built where it runs, no registry"
+    assert image.inputs["build"] == {"context": ".ceres/build/dev/redmine"}
+    assert image.parent == by_name(run, "redmine", "ceres:services:Redmine").urn
+    written = (sso_dir / ".ceres/build/dev/redmine/Dockerfile").read_text()
+    assert written == redmine_config.dockerfile(derived)
+    assert f"FROM {BASE['services']['redmine']['image']}\n" in written
+    # The container runs that image, once it is built, instead of pulling the stock one.
+    redmine = container(run)
+    assert redmine.inputs["image"] == image.inputs["imageName"]
+    assert image.urn in redmine.dependencies
+    assert not [r for r in run.resources if r.name == "redmine-image"]
+    assert "REDMINE_PLUGINS_MIGRATE=1" in redmine.inputs["envs"]
+
+
+def test_the_plugin_is_configured_in_the_container_after_the_client(with_sso):
+    run, _ = with_sso
+    step = by_name(run, "redmine-sso", "Command")
+    assert step.inputs["create"] == "docker exec -i -u redmine -e CERES_OIDC_CLIENT_SECRET ceres-dev-redmine sh -s"
+    assert step.inputs["environment"]["CERES_OIDC_CLIENT_SECRET"] == SECRET_MARK
+    assert container(run).urn in step.dependencies
+    assert by_name(run, "redmine-oidc-client", "Client").urn in step.dependencies
+    assert step.parent == by_name(run, "redmine", "ceres:services:Redmine").urn
+    script = step.inputs["stdin"]
+    # The browser goes to the public issuer; Redmine's own calls stay on the Docker network.
+    assert f"'custom_auth_endpoint' => '{ISSUER}/protocol/openid-connect/auth'" in script
+    assert f"'custom_token_endpoint' => '{INTERNAL_ISSUER}/protocol/openid-connect/token'" in script
+    assert f"'custom_profile_endpoint' => '{INTERNAL_ISSUER}/protocol/openid-connect/userinfo'" in script
+    assert "'validate_user_roles' => 'redmine_roles'" in script
+
+
+def test_the_admin_group_grants_redmines_admin_role_through_a_roles_claim(with_sso):
+    run, _ = with_sso
+    client_id = "redmine-oidc-client-id"  # the mock's id for the Keycloak client
+    roles = {r.inputs["name"]: r for r in of_type(run, "keycloak:index/role:Role")}
+    assert set(roles) == {"admin", "user"}
+    assert all(r.inputs["clientId"] == client_id for r in roles.values()), "client roles of the redmine client"
+    grants = {g.name: g.inputs for g in of_type(run, "GroupRoles")}
+    assert grants["redmine-admin-group-role"]["groupId"] == "keycloak-admins-group-id"
+    assert grants["redmine-admin-group-role"]["roleIds"] == ["redmine-admin-role-id"]
+    assert grants["redmine-user-group-role"]["groupId"] == "keycloak-users-group-id"
+    assert all(g["exhaustive"] is False for g in grants.values()), "other apps' roles on the same groups stay"
+    mapper = by_name(run, "redmine-roles-claim", "UserClientRoleProtocolMapper").inputs
+    assert mapper["claimName"] == "redmine_roles" and mapper["clientIdForRoleMappings"] == "redmine"
+    assert mapper["multivalued"] is True and mapper["addToUserinfo"] is True, "the plugin reads userinfo"
+    provider = by_name(run, "keycloak-admin", "keycloak").urn
+    edge = by_name(run, "sso-redmine", "OidcClientEdge").urn
+    for resource in [*roles.values(), *of_type(run, "GroupRoles"), by_name(run, "redmine-roles-claim")]:
+        assert resource.provider == provider and resource.parent == edge, resource.name
+
+
+def test_the_admin_group_follows_the_spec(sso_dir):
+    run, _ = build_with_sso(sso_dir, sso={"admin_group": "ops"})
+    assert by_name(run, "keycloak-admins-group", "Group").inputs["name"] == "ops"
+    assert by_name(run, "redmine-admin-group-role", "GroupRoles").inputs["groupId"] == "keycloak-admins-group-id"
+
+
+def test_the_client_secret_is_secret_everywhere(with_sso):
+    run, _ = with_sso
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"

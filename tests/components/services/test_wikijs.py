@@ -105,3 +105,86 @@ def test_exposes_its_credentials_as_secrets(with_postgres):
     _, wikijs = with_postgres
     for secret in (wikijs.admin_email, wikijs.admin_password, wikijs.api_key):
         assert _sync_await(secret.is_secret())
+
+
+# Single sign-on: Keycloak, its realm, Wiki.js with `sso`, and the sso-wikijs edge between them.
+
+@pytest.fixture(scope="module")
+def with_sso():
+    from components.integrations.oidc import OidcClientEdge
+    from components.services.keycloak import Keycloak
+
+    made = {}
+
+    def program(spec, host):
+        keycloak = Keycloak(spec, host, postgres=None)
+        keycloak.open_realm(spec, [])
+        made["spec"], made["wikijs"] = spec, WikiJs(spec, host, postgres=None, sso=True)
+        OidcClientEdge(made["wikijs"], keycloak)
+    return run_components(program), made
+
+
+def sso_settings(run) -> dict:
+    """The settings object spliced into the step's Node script."""
+    stdin = by_name(run, "wikijs-sso", "Command").inputs["stdin"]
+    start = stdin.index("const settings = ") + len("const settings = ")
+    return json.JSONDecoder().raw_decode(stdin[start:])[0]
+
+
+def test_without_sso_there_is_no_strategy_step(with_postgres):
+    run, wikijs = with_postgres
+    assert wikijs.oidc is None
+    assert not [r for r in run.resources if r.name == "wikijs-sso"]
+
+
+def test_the_keycloak_client_allows_exactly_the_strategy_callback_at_the_public_url(with_sso):
+    run, made = with_sso
+    client = by_name(run, "wikijs-oidc-client", "Client")
+    assert client.inputs["clientId"] == "wikijs" and client.inputs["clientSecret"] == SECRET_MARK
+    assert client.inputs["validRedirectUris"] == ["https://wikijs.ceres.localhost/login/keycloak/callback"]
+    assert sso_settings(run)["strategyKey"] == "keycloak"
+
+
+def test_the_strategy_points_at_the_realm_public_for_browsers_internal_for_wikijs(with_sso):
+    run, made = with_sso
+    realm = made["spec"].sso.realm
+    public = f"https://keycloak.ceres.localhost/realms/{realm}"
+    internal = f"http://keycloak:8080/realms/{realm}/protocol/openid-connect"
+    assert sso_settings(run)["config"] == {
+        "clientId": "wikijs",
+        "authorizationURL": f"{public}/protocol/openid-connect/auth",
+        "tokenURL": f"{internal}/token",
+        "userInfoURL": f"{internal}/userinfo",
+        "issuer": public,
+        "emailClaim": "email",
+        "displayNameClaim": "name",
+        "mapGroups": True,
+        "groupsClaim": "groups",
+        "logoutURL": f"{public}/protocol/openid-connect/logout?client_id=wikijs"
+                     "&post_logout_redirect_uri=https%3A%2F%2Fwikijs.ceres.localhost%2F",
+    }
+
+
+def test_the_realm_groups_become_wiki_groups_and_the_admin_one_holds_manage_system(with_sso):
+    run, made = with_sso
+    groups = {g["name"]: g for g in sso_settings(run)["groups"]}
+    assert set(groups) == {made["spec"].sso.admin_group, made["spec"].sso.user_group}
+    assert groups[made["spec"].sso.admin_group]["permissions"] == ["manage:system"]
+    assert "manage:system" not in groups[made["spec"].sso.user_group]["permissions"]
+
+
+def test_the_strategy_step_runs_after_the_bootstrap_with_every_secret_from_env(with_sso):
+    run, _ = with_sso
+    step = by_name(run, "wikijs-sso", "Command")
+    assert step.inputs["create"] == ("docker exec -i -e WIKIJS_ADMIN_EMAIL -e WIKIJS_ADMIN_PASSWORD "
+                                     "-e CERES_OIDC_CLIENT_SECRET ceres-dev-wikijs sh -s")
+    for variable in ("WIKIJS_ADMIN_EMAIL", "WIKIJS_ADMIN_PASSWORD", "CERES_OIDC_CLIENT_SECRET"):
+        assert step.inputs["environment"][variable] == SECRET_MARK
+    assert {by_name(run, "wikijs-oidc-client", "Client").urn, container(run).urn,
+            by_name(run, "wikijs-bootstrap", "Command").urn} <= set(step.dependencies)
+
+
+def test_with_sso_no_secret_reaches_a_plain_input(with_sso):
+    run, _ = with_sso
+    for resource in run.resources:
+        assert "offline-" not in json.dumps(resource.inputs), resource.name
