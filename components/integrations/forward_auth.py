@@ -17,8 +17,9 @@ from pulumi_keycloak import openid
 
 from components.base import IntegrationEdge, Service
 from components.config import caddy as caddy_config
+from components.integrations.oidc import confidential_client
 from components.services.keycloak import Keycloak
-from components.services.oauth2_proxy import CALLBACK_PATH, CLIENT_ID, GROUPS_CLAIM, OAuth2Proxy
+from components.services.oauth2_proxy import CALLBACK_PATH, CLIENT_ID, OAuth2Proxy
 
 # Pages an app serves to anonymous visitors on purpose, which the gate lets through.
 PUBLIC_PATHS: dict[str, tuple[str, ...]] = {"uptime_kuma": caddy_config.UPTIME_KUMA_PUBLIC_PATHS}
@@ -57,31 +58,13 @@ class ForwardAuthEdge(IntegrationEdge):
             raise ValueError("ForwardAuthEdge.register_client: open the realm first (keycloak.open_realm)")
         if self.client is not None:
             raise ValueError("ForwardAuthEdge.register_client: the oauth2-proxy client is already registered")
-        self.client = openid.Client(
-            "oauth2_proxy-oidc-client",
-            realm_id=realm.realm.id,
+        self.client = confidential_client(
+            self, realm, "oauth2_proxy",
             client_id=CLIENT_ID,
-            name="oauth2-proxy",
-            access_type="CONFIDENTIAL",
-            standard_flow_enabled=True,
-            direct_access_grants_enabled=False,
             client_secret=self.proxy.client_secret,
-            valid_redirect_uris=list(self.redirect_uris),
+            redirect_uris=self.redirect_uris,
+            name="oauth2-proxy",
             # oauth2-proxy always sends an S256 challenge (--code-challenge-method): require it.
             pkce_code_challenge_method="S256",
-            opts=pulumi.ResourceOptions(parent=self, provider=realm.provider),
-        )
-        on_client = pulumi.ResourceOptions(parent=self, provider=realm.provider, depends_on=[self.client])
-        openid.GroupMembershipProtocolMapper(
-            "oauth2_proxy-groups-claim",
-            realm_id=realm.realm.id, client_id=self.client.id, name="groups", claim_name=GROUPS_CLAIM,
-            full_path=False, add_to_id_token=True, add_to_access_token=True, add_to_userinfo=True,
-            opts=on_client,
-        )
-        openid.AudienceProtocolMapper(
-            "oauth2_proxy-audience",
-            realm_id=realm.realm.id, client_id=self.client.id, name="audience",
-            included_client_audience=CLIENT_ID, add_to_id_token=True, add_to_access_token=True,
-            opts=on_client,
         )
         return self.client

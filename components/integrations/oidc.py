@@ -9,13 +9,13 @@ and then lets the app run its own side of the set-up (`apply_sso`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Sequence
 
 import pulumi
 from pulumi_keycloak import openid
 
 from components.base import IntegrationEdge, Service
-from components.services.keycloak import Keycloak
+from components.services.keycloak import Keycloak, Realm
 from stacks.spec import StackSpec
 
 KEYCLOAK_INTERNAL_URL = f"http://keycloak:{Keycloak.HTTP_PORT}"
@@ -90,6 +90,47 @@ def oidc_login(
     )
 
 
+def confidential_client(
+    owner: pulumi.Resource,
+    realm: Realm,
+    prefix: str,
+    *,
+    client_id: str,
+    client_secret: pulumi.Input[str],
+    redirect_uris: Sequence[str],
+    **settings: Any,
+) -> openid.Client:
+    """A confidential code-flow client in the realm, with the claims every CERES client carries:
+    `groups` (plain group names, so admin rights can follow the admin group) and an audience
+    naming the client itself."""
+    client = openid.Client(
+        f"{prefix}-oidc-client",
+        realm_id=realm.realm.id,
+        client_id=client_id,
+        access_type="CONFIDENTIAL",
+        standard_flow_enabled=True,
+        direct_access_grants_enabled=False,
+        client_secret=client_secret,
+        valid_redirect_uris=list(redirect_uris),
+        opts=pulumi.ResourceOptions(parent=owner, provider=realm.provider),
+        **settings,
+    )
+    on_client = pulumi.ResourceOptions(parent=owner, provider=realm.provider, depends_on=[client])
+    openid.GroupMembershipProtocolMapper(
+        f"{prefix}-groups-claim",
+        realm_id=realm.realm.id, client_id=client.id, name="groups", claim_name="groups",
+        full_path=False, add_to_id_token=True, add_to_access_token=True, add_to_userinfo=True,
+        opts=on_client,
+    )
+    openid.AudienceProtocolMapper(
+        f"{prefix}-audience",
+        realm_id=realm.realm.id, client_id=client.id, name="audience",
+        included_client_audience=client_id, add_to_id_token=True, add_to_access_token=True,
+        opts=on_client,
+    )
+    return client
+
+
 class OidcClientEdge(IntegrationEdge):
     """The app's Keycloak client: exact redirect URIs, its secret, groups and audience claims."""
 
@@ -103,36 +144,17 @@ class OidcClientEdge(IntegrationEdge):
             raise ValueError("the realm is not open yet: call keycloak.open_realm(...) before building logins")
         super().__init__(f"sso-{app.service.replace('_', '-')}", app, keycloak, opts)
         realm = keycloak.realm
-        on_realm = pulumi.ResourceOptions(parent=self, provider=realm.provider)
-        self.client = openid.Client(
-            f"{app.service}-oidc-client",
-            realm_id=realm.realm.id,
+        self.client = confidential_client(
+            self, realm, app.service,
             client_id=login.client_id,
-            name=app.service,
-            access_type="CONFIDENTIAL",
-            standard_flow_enabled=True,
-            direct_access_grants_enabled=False,
             client_secret=login.client_secret,
-            valid_redirect_uris=list(login.redirect_uris),
+            redirect_uris=login.redirect_uris,
+            name=app.service,
             valid_post_logout_redirect_uris=[f"{login.app_url}/*"],
             web_origins=[login.app_url],
             root_url=login.app_url,
-            opts=on_realm,
         )
         client = pulumi.ResourceOptions(parent=self, provider=realm.provider, depends_on=[self.client])
-        # Admin rights in every app follow group membership: plain group names, in every token.
-        openid.GroupMembershipProtocolMapper(
-            f"{app.service}-groups-claim",
-            realm_id=realm.realm.id, client_id=self.client.id, name="groups", claim_name="groups",
-            full_path=False, add_to_id_token=True, add_to_access_token=True, add_to_userinfo=True,
-            opts=client,
-        )
-        openid.AudienceProtocolMapper(
-            f"{app.service}-audience",
-            realm_id=realm.realm.id, client_id=self.client.id, name="audience",
-            included_client_audience=login.client_id, add_to_id_token=True, add_to_access_token=True,
-            opts=client,
-        )
         for claim in login.claims:
             openid.UserPropertyProtocolMapper(
                 f"{app.service}-{claim.claim}-claim",
