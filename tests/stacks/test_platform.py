@@ -14,7 +14,7 @@ from cli.offline import OfflineEngine, SECRET_MARK
 from components.catalog import EDGES_BY_ID
 from stacks.platform import BUILDABLE_EDGES, planned_edges
 from tests.conftest import stack_config
-from tests.support import by_name, of_type
+from tests.support import assert_no_plain_secrets, by_name, of_type
 
 MAIN = Path(__file__).resolve().parents[2] / "__main__.py"
 
@@ -107,8 +107,7 @@ def test_secrets_stay_secret_everywhere(offline):
     for password in of_type(run, "RandomPassword"):
         assert "result" in password.secret_outputs
     # The mock engine's generated values all start with "offline-": none may reach a plain input.
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)
     assert "offline-" not in json.dumps(run.outputs)
     for container in containers(run):
         assert SECRET_MARK not in json.dumps(container.inputs.get("labels", []))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.server
 import json
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +31,10 @@ from components.config.caddy import (
     Site,
     caddyfile,
 )
+from tests.components.config.stubs import stop_process
 from tests.components.config.test_caddy import caddy_binary, caddy_env
-from tests.components.config.test_caddy_real import TIMEOUT, RecordingUpstream, free_port
+from tests.components.config.test_caddy_real import TIMEOUT, RecordingUpstream
+from tests.support import free_port, serving
 
 COOKIE = "_oauth2_proxy"
 ADMIN = {"X-Auth-Request-User": "ada", "X-Auth-Request-Email": "ada@example.com", "X-Auth-Request-Groups": "ceres-admins"}
@@ -42,12 +43,9 @@ REFUSED_SESSION = "valid-session-outside-the-admin-group"
 PROMETHEUS, STATUS, GITEA = "prometheus.ceres.localhost", "status.ceres.localhost", "gitea.ceres.localhost"
 
 
-class StubOAuth2Proxy(http.server.ThreadingHTTPServer):
-    """Stands in for oauth2-proxy behind Caddy: keeps every request it gets."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, str]] = []
-        super().__init__(("127.0.0.1", 0), self.Handler)
+class StubOAuth2Proxy(RecordingUpstream):
+    """Stands in for oauth2-proxy behind Caddy: keeps every request it gets in `requests`, as the
+    upstream does, but answers as oauth2-proxy would."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
@@ -151,8 +149,7 @@ def _wait_until_serving(gateway: Gateway, caddy: subprocess.Popen) -> None:
     gateway.gate.requests.clear()
 
 
-def _serve(server: http.server.ThreadingHTTPServer) -> str:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def _address(server: http.server.ThreadingHTTPServer) -> str:
     return f"127.0.0.1:{server.server_address[1]}"
 
 
@@ -160,40 +157,30 @@ def _serve(server: http.server.ThreadingHTTPServer) -> str:
 def _running(home: Path, as_json: Callable[[dict], dict] | None = None) -> Iterator[Gateway]:
     """Caddy with our Caddyfile (or, with `as_json`, with its adapted JSON changed by it) in
     front of a fresh upstream and stand-in gate; all three stopped on the way out."""
-    upstream, gate = RecordingUpstream(), StubOAuth2Proxy()
-    upstream_address, gate_address = _serve(upstream), _serve(gate)
-    caddy: subprocess.Popen | None = None
-    try:
-        settings = _settings(
-            upstream_address, gate_address,
-            http_port=free_port(), https_port=free_port(), health_port=free_port(), admin=f"127.0.0.1:{free_port()}",
-        )
-        config = home / "Caddyfile"
-        config.write_text(caddyfile(settings))
-        args = ["--config", str(config), "--adapter", "caddyfile"]
-        if as_json is not None:
-            adapted = subprocess.run([caddy_binary(), "adapt", *args], capture_output=True, text=True,
-                                     timeout=TIMEOUT, env=caddy_env(home), cwd=home)
-            assert adapted.returncode == 0, adapted.stderr
-            (home / "caddy.json").write_text(json.dumps(as_json(json.loads(adapted.stdout))))
-            args = ["--config", str(home / "caddy.json")]
-        gateway = Gateway(settings.https_port, settings.http_port, upstream, gate, home / "caddy.log")
-        with open(gateway.log, "wb") as log:
-            caddy = subprocess.Popen([caddy_binary(), "run", *args], env=caddy_env(home), cwd=home,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        _wait_until_serving(gateway, caddy)
-        yield gateway
-    finally:
-        if caddy is not None and caddy.poll() is None:
-            caddy.terminate()
-            try:
-                caddy.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                caddy.kill()
-                caddy.wait(timeout=TIMEOUT)
-        for server in (upstream, gate):
-            server.shutdown()
-            server.server_close()
+    with serving(RecordingUpstream()) as upstream, serving(StubOAuth2Proxy()) as gate:
+        caddy: subprocess.Popen | None = None
+        try:
+            settings = _settings(
+                _address(upstream), _address(gate),
+                http_port=free_port(), https_port=free_port(), health_port=free_port(), admin=f"127.0.0.1:{free_port()}",
+            )
+            config = home / "Caddyfile"
+            config.write_text(caddyfile(settings))
+            args = ["--config", str(config), "--adapter", "caddyfile"]
+            if as_json is not None:
+                adapted = subprocess.run([caddy_binary(), "adapt", *args], capture_output=True, text=True,
+                                         timeout=TIMEOUT, env=caddy_env(home), cwd=home)
+                assert adapted.returncode == 0, adapted.stderr
+                (home / "caddy.json").write_text(json.dumps(as_json(json.loads(adapted.stdout))))
+                args = ["--config", str(home / "caddy.json")]
+            gateway = Gateway(settings.https_port, settings.http_port, upstream, gate, home / "caddy.log")
+            with open(gateway.log, "wb") as log:
+                caddy = subprocess.Popen([caddy_binary(), "run", *args], env=caddy_env(home), cwd=home,
+                                         stdout=log, stderr=subprocess.STDOUT)
+            _wait_until_serving(gateway, caddy)
+            yield gateway
+        finally:
+            stop_process(caddy, TIMEOUT)
 
 
 @pytest.fixture(scope="module")

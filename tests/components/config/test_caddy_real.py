@@ -9,9 +9,7 @@ Nextcloud's DAV redirects itself. curl (`--resolve`, `-k`) plays the browser. Ca
 from __future__ import annotations
 
 import http.server
-import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +19,13 @@ import pytest
 
 from components.config.caddy import HEALTH_PORT, NEXTCLOUD_DAV_REDIRECTS, CaddySettings, InternalTls, Site, caddyfile
 from components.services.caddy import HEALTHCHECK
+from tests.components.config.stubs import stop_process
 from tests.components.config.test_caddy import caddy_binary, caddy_env
+from tests.support import free_port, serving
 
 TIMEOUT = 30
 # Large enough for `encode` to compress (Caddy's minimum is 512 bytes).
 BODY = ("upstream says hello " * 100).encode()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RecordingUpstream(http.server.ThreadingHTTPServer):
@@ -96,41 +90,32 @@ def _wait_until_serving(edge: Edge, caddy: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     home = tmp_path_factory.mktemp("caddy")
-    upstream = RecordingUpstream()
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    upstream_address = f"127.0.0.1:{upstream.server_address[1]}"
-    settings = CaddySettings(
-        domain="ceres.localhost",
-        tls=InternalTls(),
-        sites=(
-            Site("gitea.ceres.localhost", upstream_address),
-            Site("nextcloud.ceres.localhost", upstream_address, NEXTCLOUD_DAV_REDIRECTS),
-        ),
-        http_port=free_port(),
-        https_port=free_port(),
-        health_port=free_port(),
-        admin=f"127.0.0.1:{free_port()}",
-    )
-    config = home / "Caddyfile"
-    config.write_text(caddyfile(settings))
-    edge = Edge(settings.http_port, settings.https_port, settings.health_port, upstream, home / "caddy.log")
-    caddy: subprocess.Popen | None = None
-    with open(edge.log, "wb") as log:
-        try:
-            caddy = subprocess.Popen([caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"],
-                                     env=caddy_env(home), cwd=home, stdout=log, stderr=subprocess.STDOUT)
-            _wait_until_serving(edge, caddy)
-            yield edge
-        finally:
-            if caddy is not None and caddy.poll() is None:
-                caddy.terminate()
-                try:
-                    caddy.wait(timeout=TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    caddy.kill()
-                    caddy.wait(timeout=TIMEOUT)
-            upstream.shutdown()
-            upstream.server_close()
+    with serving(RecordingUpstream()) as upstream:
+        upstream_address = f"127.0.0.1:{upstream.server_address[1]}"
+        settings = CaddySettings(
+            domain="ceres.localhost",
+            tls=InternalTls(),
+            sites=(
+                Site("gitea.ceres.localhost", upstream_address),
+                Site("nextcloud.ceres.localhost", upstream_address, NEXTCLOUD_DAV_REDIRECTS),
+            ),
+            http_port=free_port(),
+            https_port=free_port(),
+            health_port=free_port(),
+            admin=f"127.0.0.1:{free_port()}",
+        )
+        config = home / "Caddyfile"
+        config.write_text(caddyfile(settings))
+        edge = Edge(settings.http_port, settings.https_port, settings.health_port, upstream, home / "caddy.log")
+        caddy: subprocess.Popen | None = None
+        with open(edge.log, "wb") as log:
+            try:
+                caddy = subprocess.Popen([caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"],
+                                         env=caddy_env(home), cwd=home, stdout=log, stderr=subprocess.STDOUT)
+                _wait_until_serving(edge, caddy)
+                yield edge
+            finally:
+                stop_process(caddy, TIMEOUT)
 
 
 def test_https_request_reaches_the_upstream_with_forwarded_headers(edge: Edge) -> None:

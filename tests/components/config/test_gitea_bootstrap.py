@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from components.config.gitea import (
     bootstrap_script,
     webhook_allowed_hosts,
 )
+from tests.components.config.stubs import path_with, python_stub
 
 BOOTSTRAP = Bootstrap(
     admin_username=ADMIN_USERNAME,
@@ -105,18 +105,14 @@ STUB_CURL = textwrap.dedent("""\
 
 @pytest.fixture
 def stubs(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     for name, source in (("gitea", STUB_GITEA), ("curl", STUB_CURL)):
-        stub = bin_dir / name
-        stub.write_text(f"#!{sys.executable}\n{source}")
-        stub.chmod(0o755)
+        python_stub(tmp_path, name, source)
     (tmp_path / "state.json").write_text(json.dumps({"users": {}, "calls": [], "issued": 0}))
     return tmp_path
 
 
 def run(stubs: Path, password: str | None = PASSWORD) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{stubs / 'bin'}:/usr/bin:/bin", "STUB_STATE": str(stubs / "state.json")}
+    env = {"PATH": path_with(stubs), "STUB_STATE": str(stubs / "state.json")}
     if password is not None:
         env[ADMIN_PASSWORD_VARIABLE] = password
     return subprocess.run(["sh", "-s"], input=bootstrap_script(BOOTSTRAP), env=env,

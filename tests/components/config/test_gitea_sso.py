@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from components.config.gitea import (
     sso_envs,
     sso_script,
 )
+from tests.components.config.stubs import path_with, python_stub
 
 DISCOVERY = "http://keycloak:8080/realms/ceres/.well-known/openid-configuration"
 SOURCE = SsoSource(client_id="gitea", discovery_url=DISCOVERY, admin_group="ceres-admins")
@@ -104,17 +104,13 @@ STUB_GITEA = textwrap.dedent("""\
 
 @pytest.fixture
 def gitea(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "gitea"
-    stub.write_text(f"#!{sys.executable}\n{STUB_GITEA}")
-    stub.chmod(0o755)
+    python_stub(tmp_path, "gitea", STUB_GITEA)
     (tmp_path / "state.json").write_text(json.dumps({"sources": [], "calls": [], "next_id": 0}))
     return tmp_path
 
 
 def run(stubs: Path, secret: str | None = SECRET, source: SsoSource = SOURCE) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{stubs / 'bin'}:/usr/bin:/bin", "STUB_STATE": str(stubs / "state.json")}
+    env = {"PATH": path_with(stubs), "STUB_STATE": str(stubs / "state.json")}
     if secret is not None:
         env[CLIENT_SECRET_VARIABLE] = secret
     return subprocess.run(["sh", "-s"], input=sso_script(source), env=env, capture_output=True, text=True, timeout=30)
@@ -227,17 +223,13 @@ STUB_DOCKER = textwrap.dedent("""\
 
 @pytest.fixture
 def docker(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "docker"
-    stub.write_text(f"#!{sys.executable}\n{STUB_DOCKER}")
-    stub.chmod(0o755)
+    python_stub(tmp_path, "docker", STUB_DOCKER)
     return tmp_path
 
 
 def reload(stubs: Path, result: str, healthy_after: int, attempts: int = 60) -> tuple[subprocess.CompletedProcess[str], list]:
     (stubs / "docker.json").write_text(json.dumps({"calls": [], "inspected": 0, "healthy_after": healthy_after}))
-    env = {"PATH": f"{stubs / 'bin'}:/usr/bin:/bin", "STUB_STATE": str(stubs / "docker.json"), RESULT_VARIABLE: result}
+    env = {"PATH": path_with(stubs), "STUB_STATE": str(stubs / "docker.json"), RESULT_VARIABLE: result}
     # As pulumi-command runs `create`: `sh -c`.
     completed = subprocess.run(["sh", "-c", reload_command("ceres-dev-gitea", attempts=attempts, interval_seconds=0)],
                                env=env, capture_output=True, text=True, timeout=30)

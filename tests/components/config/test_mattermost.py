@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from components.config import mattermost as config
+from tests.components.config.stubs import path_with, python_stub
 
 TIMEOUT = 30
 PASSWORD = "Adm1n-'quote'\"dq\\back $HOME x"  # quoting traps; the real one is 32 alphanumerics
@@ -134,19 +134,15 @@ save()
 @pytest.fixture
 def server(tmp_path: Path):
     """A stub Mattermost: `mmctl` and `curl` on PATH sharing one state file and one command log."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "fake_mattermost.py"
-    stub.write_text(f"#!{sys.executable}\n{STUB}")
-    stub.chmod(0o755)
+    stub = python_stub(tmp_path, "fake_mattermost.py", STUB)
     for name in ("mmctl", "curl"):
-        (bin_dir / name).symlink_to(stub)
+        (stub.parent / name).symlink_to(stub)
     return tmp_path
 
 
 def run_script(server: Path, script: str, *, password: str | None = PASSWORD) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": f"{server / 'bin'}:/usr/bin:/bin",
+        "PATH": path_with(server),
         "STUB_STATE": str(server / "state.json"),
         "STUB_LOG": str(server / "calls.jsonl"),
     }

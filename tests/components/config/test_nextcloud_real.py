@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from components.config.nextcloud import (
     redis_config_php,
     trusted_proxies,
 )
+from tests.components.config.stubs import path_with, python_stub
 
 REDIS = RedisConnection(host="redis", port=6379, user="nextcloud", db=1)
 EXPECTED = {
@@ -91,17 +91,13 @@ STUB_PHP = textwrap.dedent("""\
 def nextcloud_root(tmp_path: Path) -> Path:
     root = tmp_path / "html"
     (root / "config").mkdir(parents=True)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "php"
-    stub.write_text(f"#!{sys.executable}\n{STUB_PHP}")
-    stub.chmod(0o755)
+    python_stub(tmp_path, "php", STUB_PHP)
     (tmp_path / "calls.json").write_text("[]")
     return root
 
 
 def run(root: Path, redis: RedisConnection | None, password: str | None = "s3cret") -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{root.parent / 'bin'}:/usr/bin:/bin", "STUB_STATE": str(root.parent / "calls.json"), "REAL_PHP": php()}
+    env = {"PATH": path_with(root.parent), "STUB_STATE": str(root.parent / "calls.json"), "REAL_PHP": php()}
     if password is not None:
         env[REDIS_PASSWORD_VARIABLE] = password
     script = bootstrap_script(Bootstrap(redis=redis, root=str(root)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from components.config.nextcloud import (
     SsoProvider,
     sso_script,
 )
+from tests.components.config.stubs import path_with, python_stub
 
 DISCOVERY = "http://keycloak:8080/realms/ceres/.well-known/openid-configuration"
 SECRET = "Hb7nQ2xW9kT4mR6vL1cJ8sD3fG5aYzPe"
@@ -113,17 +113,13 @@ STUB_PHP = textwrap.dedent("""\
 
 @pytest.fixture
 def occ(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "php"
-    stub.write_text(f"#!{sys.executable}\n{STUB_PHP}")
-    stub.chmod(0o755)
+    python_stub(tmp_path, "php", STUB_PHP)
     (tmp_path / "state.json").write_text(json.dumps({"apps": {}, "system": {}, "providers": {}, "calls": []}))
     return tmp_path
 
 
 def run(stubs: Path, secret: str | None = SECRET, old: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{stubs / 'bin'}:/usr/bin:/bin", "STUB_STATE": str(stubs / "state.json")}
+    env = {"PATH": path_with(stubs), "STUB_STATE": str(stubs / "state.json")}
     if secret is not None:
         env[CLIENT_SECRET_VARIABLE] = secret
     if old:

@@ -12,18 +12,20 @@ self-signed certificate (the dev case: Caddy's internal CA) made by `openssl` (D
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import subprocess
 import sys
-import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from components.config import portainer as config
+from tests.components.config.stubs import JsonApiHandler, require
+from tests.support import serving
 
 TIMEOUT = 60
 PASSWORD = "adm1n-'pass\"word $HOME"
@@ -52,55 +54,39 @@ class PortainerState:
 
 
 def handler_for(state: PortainerState):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"{}")
-
+    class Handler(JsonApiHandler):
         def authorised(self) -> bool:
-            header = self.headers.get("Authorization", "")
-            return header.startswith("Bearer ") and header[7:] in state.tokens
+            return self.bearer() in state.tokens
 
         def handle_any(self, method: str) -> None:
-            payload = self.body() if method in ("POST", "PUT") else None
+            payload = self.json_body() if method in ("POST", "PUT") else None
             state.calls.append((method, self.path, payload))
             if state.failures_left:
                 state.failures_left -= 1
-                return self.reply(502, {"message": "upstream not ready"})
+                return self.answer(502, {"message": "upstream not ready"})
             if (method, self.path) == ("POST", "/api/auth"):
                 if payload.get("username") == "admin" and payload.get("password") == state.password:
                     token = f"jwt-{len(state.tokens) + 1}"
                     state.tokens.add(token)
-                    return self.reply(200, {"jwt": token})
-                return self.reply(422, {"message": "Invalid credentials"})
+                    return self.answer(200, {"jwt": token})
+                return self.answer(422, {"message": "Invalid credentials"})
             if self.path != "/api/settings":
-                return self.reply(404, {"message": "not found"})
+                return self.answer(404, {"message": "not found"})
             if not self.authorised():
-                return self.reply(401, {"message": "Unauthorized"})
+                return self.answer(401, {"message": "Unauthorized"})
             if method == "GET":
                 shown = json.loads(json.dumps(state.settings))
                 shown["OAuthSettings"].pop("ClientSecret", None)  # hideFields
-                return self.reply(200, shown)
+                return self.answer(200, shown)
             if method == "PUT":
                 if payload.get("AuthenticationMethod") not in (1, 2, 3):
-                    return self.reply(400, {"message": "Invalid authentication method value"})
+                    return self.answer(400, {"message": "Invalid authentication method value"})
                 state.settings["AuthenticationMethod"] = payload["AuthenticationMethod"]
                 if payload.get("OAuthSettings") is not None:
                     secret = payload["OAuthSettings"].get("ClientSecret") or state.settings["OAuthSettings"].get("ClientSecret")
                     state.settings["OAuthSettings"] = {**payload["OAuthSettings"], "ClientSecret": secret}
-                return self.reply(200, state.settings)
-            return self.reply(405, {"message": "method not allowed"})
+                return self.answer(200, state.settings)
+            return self.answer(405, {"message": "method not allowed"})
 
         def do_GET(self):
             self.handle_any("GET")
@@ -120,7 +106,10 @@ class Stub:
     state: PortainerState
 
 
-def serve(tls_dir: Path | None = None):
+@contextmanager
+def running_portainer(tls_dir: Path | None = None) -> Iterator[Stub]:
+    """A stub Portainer on a free 127.0.0.1 port, over HTTPS with the certificate in `tls_dir` if
+    given; stopped on the way out."""
     state = PortainerState()
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
     scheme = "http"
@@ -129,36 +118,26 @@ def serve(tls_dir: Path | None = None):
         context.load_cert_chain(tls_dir / "cert.pem", tls_dir / "key.pem")
         server.socket = context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, Stub(f"{scheme}://127.0.0.1:{server.server_address[1]}", state)
+    with serving(server):
+        yield Stub(f"{scheme}://127.0.0.1:{server.server_address[1]}", state)
 
 
 @pytest.fixture
-def portainer():
-    server, stub = serve()
-    try:
+def portainer() -> Iterator[Stub]:
+    with running_portainer() as stub:
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
-def portainer_tls(tmp_path: Path):
-    if shutil.which("openssl") is None:
-        pytest.fail("`openssl` is not installed: run `apt-get install -y openssl` (it makes the stub's self-signed certificate)")
+def portainer_tls(tmp_path: Path) -> Iterator[Stub]:
+    require("openssl", "run `apt-get install -y openssl` (it makes the stub's self-signed certificate)")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
          "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
         check=True, capture_output=True, timeout=TIMEOUT,
     )
-    server, stub = serve(tmp_path)
-    try:
+    with running_portainer(tmp_path) as stub:
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def step(url: str, **overrides) -> config.SsoStep:

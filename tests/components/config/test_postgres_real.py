@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from components.config.postgres import (
     provision_sql,
     retire_sql,
 )
+from tests.support import free_port
 
 TIMEOUT = 30  # seconds, for every subprocess call and for startup
 CONSUMERS = ("gitea", "keycloak")
@@ -70,12 +70,6 @@ def find_bindir() -> Path:
 
 
 # --- the cluster -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def as_postgres(argv: list[str]) -> list[str]:

@@ -39,6 +39,7 @@ from components.config.redis import (
     redis_conf,
     redis_url,
 )
+from tests.support import free_port
 
 TIMEOUT = 20
 SETTINGS = RedisSettings(memory_mb=256, consumers=("gitea", "nextcloud"), monitoring=True)
@@ -50,12 +51,6 @@ def binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} not found: {INSTALL_HINT}. These tests need the real server and do not skip.")
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def passwords() -> dict[str, str]:

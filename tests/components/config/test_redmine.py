@@ -11,13 +11,13 @@ a JSON file and count every write.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from components.config import redmine as config
+from tests.components.config.stubs import bin_dir, executable, path_with, require, with_overrides
 
 TIMEOUT = 30
 PASSWORD = "n3w-'admin'\"pass\\word $HOME"
@@ -98,19 +98,15 @@ end
 
 @pytest.fixture
 def rails(tmp_path: Path) -> Path:
-    if shutil.which("ruby") is None:
-        pytest.fail("`ruby` is not installed: run `apt-get install -y ruby` (Debian's Ruby runs the bootstrap's Ruby)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "bundle").write_text(BUNDLE)
-    (bin_dir / "bundle").chmod(0o755)
+    require("ruby", "run `apt-get install -y ruby` (Debian's Ruby runs the bootstrap's Ruby)")
+    executable(bin_dir(tmp_path) / "bundle", BUNDLE)
     (tmp_path / "rails_stub.rb").write_text(RAILS)
     return tmp_path
 
 
 def run_script(rails: Path, script: str, **overrides: str | None) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": f"{rails / 'bin'}:/usr/bin:/bin",
+        "PATH": path_with(rails),
         "STUB_STATE": str(rails / "state.json"),
         "STUB_LOG": str(rails / "calls.log"),
         "STUB_ENV": str(rails / "env.txt"),
@@ -120,13 +116,8 @@ def run_script(rails: Path, script: str, **overrides: str | None) -> subprocess.
         config.ADMIN_PASSWORD_VARIABLE: PASSWORD,
         config.SYS_API_KEY_VARIABLE: SYS_KEY,
     }
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
     # The image is Debian bookworm: `sh -s` there is dash.
-    return subprocess.run(["dash", "-s"], input=script, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run(["dash", "-s"], input=script, env=with_overrides(env, overrides), capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def state(rails: Path) -> dict:

@@ -26,6 +26,7 @@ import pytest
 
 from components.config import redmine as config
 from stacks.tiers import BASE
+from tests.components.config.stubs import bin_dir, executable, path_with, require
 
 TIMEOUT = 60
 BASE_IMAGE = BASE["services"]["redmine"]["image"]
@@ -170,19 +171,15 @@ end
 
 @pytest.fixture
 def rails(tmp_path: Path) -> Path:
-    if shutil.which("ruby") is None:
-        pytest.fail("`ruby` is not installed: run `apt-get install -y ruby` (Debian's Ruby runs the script's Ruby)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "bundle").write_text(BUNDLE)
-    (bin_dir / "bundle").chmod(0o755)
+    require("ruby", "run `apt-get install -y ruby` (Debian's Ruby runs the script's Ruby)")
+    executable(bin_dir(tmp_path) / "bundle", BUNDLE)
     (tmp_path / "rails_stub.rb").write_text(RAILS)
     return tmp_path
 
 
 def run_script(rails: Path, script: str, secret: str | None = SECRET) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": f"{rails / 'bin'}:/usr/bin:/bin",
+        "PATH": path_with(rails),
         "STUB_STATE": str(rails / "state.json"),
         "STUB_LOG": str(rails / "calls.log"),
         "STUB_RAILS": str(rails / "rails_stub.rb"),

@@ -27,6 +27,7 @@ from typing import Iterator
 import pytest
 
 from components.config.uptime_kuma import PASSWORD_ENV, USERNAME_ENV, KumaBootstrap, bootstrap_program, bootstrap_script
+from tests.components.config.stubs import stop_process
 
 TIMEOUT = 60
 SERVER_PACKAGE = "socket.io@4.8.1"
@@ -167,12 +168,7 @@ def kuma(tmp_path: Path) -> Iterator[StubKuma]:
         assert port.isdigit(), f"stub Kuma did not start: {server.stderr.read() if server.poll() is not None else port}"
         yield StubKuma(f"http://127.0.0.1:{port}", state_file, log_file)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_process(server, timeout=10)
 
 
 def settings_for(kuma: StubKuma, tmp_path: Path, client: str = CLIENT_PACKAGES[-1]) -> KumaBootstrap:

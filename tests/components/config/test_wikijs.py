@@ -10,25 +10,29 @@ a query that does not fit the real schema fails here too.
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
 import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 try:
-    from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
+    from graphql import GraphQLError, build_schema, parse, validate
 except ImportError:  # pragma: no cover - the failure names the package
     pytest.fail("graphql-core is not installed: `pip install graphql-core` (the stub Wiki.js executes GraphQL with it)",
                 pytrace=False)
 
 from components.config import wikijs as config
+from tests.components.config.stubs import (
+    JsonApiHandler,
+    execute_graphql,
+    path_with,
+    recording_wrapper,
+    with_overrides,
+)
+from tests.support import free_port, serve
 
 TIMEOUT = 60
 EMAIL = "admin@ceres.example.com"
@@ -135,20 +139,9 @@ class Authentication:
 
 
 def make_handler(state: WikiState):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonApiHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            body = self.json_body()
             with state.lock:
                 if not state.setup_done:
                     if self.path == "/finalize":
@@ -170,18 +163,7 @@ def make_handler(state: WikiState):
             self.answer(200, {"ok": True, "redirectPath": "/", "redirectPort": 3000})
 
         def graphql(self, body: dict) -> None:
-            document = parse(body["query"])
-            errors = validate(SCHEMA, document)
-            if errors:
-                return self.answer(400, {"errors": [e.formatted for e in errors]})
-            header = self.headers.get("Authorization", "")
-            bearer = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
-            root = {"authentication": Authentication(state, bearer)}
-            result = graphql_sync(SCHEMA, body["query"], root_value=root, variable_values=body.get("variables"))
-            reply: dict[str, Any] = {"data": result.data}
-            if result.errors:
-                reply["errors"] = [e.formatted for e in result.errors]
-            self.answer(200, reply)
+            self.answer(*execute_graphql(SCHEMA, body, {"authentication": Authentication(state, self.bearer())}))
 
     return Handler
 
@@ -189,29 +171,14 @@ def make_handler(state: WikiState):
 @pytest.fixture
 def wiki() -> Iterator[tuple[WikiState, int]]:
     state = WikiState()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve(make_handler(state)) as port:
+        yield state, port
 
 
 @pytest.fixture
 def node_log(tmp_path: Path) -> Path:
-    """A `node` on PATH that records its command line, then runs the real one."""
-    real = shutil.which("node")
-    if real is None:
-        pytest.fail("`node` is not installed: run `apt-get install -y nodejs` (it runs the Wiki.js bootstrap)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "node"
-    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{tmp_path}/node-argv.log"\nexec {real} "$@"\n')
-    wrapper.chmod(0o755)
-    return tmp_path
+    """A `node` on PATH that records its command line (in node-argv.log), then runs the real one."""
+    return recording_wrapper(tmp_path, "node", "run `apt-get install -y nodejs` (it runs the Wiki.js bootstrap)")
 
 
 def script_for(port: int, **overrides: Any) -> str:
@@ -220,16 +187,12 @@ def script_for(port: int, **overrides: Any) -> str:
 
 def run_bootstrap(node_log: Path, script: str, **env_overrides: str | None) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": f"{node_log / 'bin'}:/usr/bin:/bin",
+        "PATH": path_with(node_log),
         config.ADMIN_EMAIL_VARIABLE: EMAIL,
         config.ADMIN_PASSWORD_VARIABLE: PASSWORD,
     }
-    for name, value in env_overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return subprocess.run(["sh", "-s"], input=script, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run(["sh", "-s"], input=script, env=with_overrides(env, env_overrides),
+                          capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -330,10 +293,7 @@ def test_without_credentials_it_stops_before_asking_anything(wiki, node_log):
 
 
 def test_a_wiki_that_never_answers_times_out_clearly(node_log):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    result = run_bootstrap(node_log, script_for(port, wait_seconds=2))
+    result = run_bootstrap(node_log, script_for(free_port(), wait_seconds=2))
     assert result.returncode != 0 and "did not become setup or ready within 2s" in result.stderr
 
 

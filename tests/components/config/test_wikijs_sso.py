@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 try:
-    from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
+    from graphql import GraphQLError, build_schema, parse, validate
 except ImportError:  # pragma: no cover - the failure names the package
     pytest.fail("graphql-core is not installed: `pip install graphql-core` (the stub Wiki.js executes GraphQL with it)",
                 pytrace=False)
 
 from components.config import wikijs as config
+from tests.components.config.stubs import JsonApiHandler, execute_graphql, path_with, recording_wrapper
+from tests.support import serve
 
 TIMEOUT = 60
 EMAIL = "admin@ceres.example.com"
@@ -214,34 +214,15 @@ class Groups:
 
 
 def make_handler(state: WikiState):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonApiHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            body = self.json_body()
             if self.path != "/graphql":
                 return self.answer(404, {"message": "Not Found"})
             with state.lock:
-                errors = validate(SCHEMA, parse(body["query"]))
-                if errors:
-                    return self.answer(400, {"errors": [e.formatted for e in errors]})
-                header = self.headers.get("Authorization", "")
-                bearer = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+                bearer = self.bearer()
                 root = {"authentication": Authentication(state, bearer), "groups": lambda info: Groups(state, bearer)}
-                result = graphql_sync(SCHEMA, body["query"], root_value=root, variable_values=body.get("variables"))
-                reply: dict[str, Any] = {"data": result.data}
-                if result.errors:
-                    reply["errors"] = [e.formatted for e in result.errors]
-                self.answer(200, reply)
+                self.answer(*execute_graphql(SCHEMA, body, root))
 
     return Handler
 
@@ -249,29 +230,14 @@ def make_handler(state: WikiState):
 @pytest.fixture
 def wiki() -> Iterator[tuple[WikiState, int]]:
     state = WikiState()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve(make_handler(state)) as port:
+        yield state, port
 
 
 @pytest.fixture
 def node_log(tmp_path: Path) -> Path:
-    """A `node` on PATH that records its command line, then runs the real one."""
-    real = shutil.which("node")
-    if real is None:
-        pytest.fail("`node` is not installed: run `apt-get install -y nodejs` (it runs the Wiki.js SSO step)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "node"
-    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{tmp_path}/node-argv.log"\nexec {real} "$@"\n')
-    wrapper.chmod(0o755)
-    return tmp_path
+    """A `node` on PATH that records its command line (in node-argv.log), then runs the real one."""
+    return recording_wrapper(tmp_path, "node", "run `apt-get install -y nodejs` (it runs the Wiki.js SSO step)")
 
 
 def script(port: int) -> str:
@@ -279,7 +245,7 @@ def script(port: int) -> str:
 
 
 def run(node_log: Path, port: int, secret: str | None = SECRET) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{node_log / 'bin'}:/usr/bin:/bin",
+    env = {"PATH": path_with(node_log),
            config.ADMIN_EMAIL_VARIABLE: EMAIL, config.ADMIN_PASSWORD_VARIABLE: PASSWORD}
     if secret is not None:
         env[config.CLIENT_SECRET_VARIABLE] = secret

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from components.integrations.oidc import OidcClientEdge, UserClaim, oidc_login
 from components.services.grafana import Grafana
 from components.services.keycloak import Keycloak
-from tests.support import by_name, run_components
+from tests.support import assert_no_plain_secrets, by_name, run_components
 
 ISSUER = "https://keycloak.ceres.localhost/realms/ceres"
 INTERNAL = "http://keycloak:8080/realms/ceres"
@@ -51,8 +50,7 @@ def test_the_client_secret_is_secret_everywhere():
     assert by_name(run, "grafana-oidc-client", "Client").inputs["clientSecret"] == "[secret]"
     uploads = by_name(run, "grafana", "Container").inputs["uploads"]
     assert [u["content"] for u in uploads if u["file"].endswith("oidc_client_secret")] == ["[secret]"]
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_grafana_points_at_the_realm_and_makes_the_admin_group_admins():

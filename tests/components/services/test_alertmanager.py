@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pulumi_random as random
 import yaml
 
 from components.config.alertmanager import ChatReceiver, EmailReceiver, Smtp
 from components.services.alertmanager import Alertmanager
-from tests.support import by_name, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, by_name, run_components
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"
 
@@ -38,12 +37,8 @@ def uploads(run) -> dict[str, str]:
 def test_container_has_the_production_shape():
     run, built = build()
     spec = built["spec"].services.alertmanager
-    container = by_name(run, "alertmanager", "Container")
-    assert by_name(run, "alertmanager-image", "RemoteImage").inputs["name"] == spec.image
-    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
-    assert container.inputs["memory"] == spec.memory_mb
+    container = assert_production_shape(run, "alertmanager", image=spec.image, memory=spec.memory_mb)
     assert container.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:9093/-/healthy"]
-    assert not container.inputs.get("ports")
     assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-monitoring"]
     assert container.inputs["volumes"] == [{"containerPath": "/alertmanager", "volumeName": "ceres-dev-alertmanager-data"}]
     command = container.inputs["command"]
@@ -68,5 +63,4 @@ def test_receiver_secrets_reach_the_container_only_as_secret_files():
     assert files["/etc/alertmanager/secrets/smtp/password"] == "[secret]"
     config = yaml.safe_load(files[CONFIG])
     assert [r["name"] for r in config["receivers"]] == ["default", "mattermost", "email"]
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)

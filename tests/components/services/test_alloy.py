@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from components.config import alloy as config
 from components.docker_host import PROBE
 from components.services.alloy import Alloy
 from components.services.loki import Loki
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, by_name, of_type, run_components
 
 
 def build():
@@ -30,13 +29,8 @@ def alloy_config(run) -> str:
 
 def test_container_has_the_production_shape():
     run, built = build()
-    container = by_name(run, "alloy", "Container")
-    assert by_name(run, "alloy-image", "RemoteImage").inputs["name"] == built["spec"].services.alloy.image
+    container = assert_production_shape(run, "alloy", image=built["spec"].services.alloy.image, memory=built["spec"].services.alloy.memory_mb)
     assert built["spec"].services.alloy.image.startswith("grafana/alloy:v1.10.")
-    assert container.inputs["restart"] == "unless-stopped"
-    assert container.inputs["wait"] is True
-    assert container.inputs["memory"] == built["spec"].services.alloy.memory_mb
-    assert not container.inputs["ports"]
     assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-monitoring"]
 
 
@@ -83,5 +77,5 @@ def test_labels_it_reads_are_the_labels_every_container_carries():
 def test_exposes_nothing_secret():
     run, _ = build()
     assert not of_type(run, "RandomPassword")
-    assert all("offline-" not in json.dumps(r.inputs) for r in run.resources)
+    assert_no_plain_secrets(run)
     assert by_name(run, "alloy", "Container").inputs["envs"] == []

@@ -7,7 +7,6 @@ tests/components/config/test_caddy.py for which binary).
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from components.services.prometheus import Prometheus
 from components.services.uptime_kuma import UptimeKuma
 from stacks.tiers import BASE
 from tests.components.config.test_caddy import caddy_binary, caddy_env
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components
 
 
 class PublicApp(Service):
@@ -180,8 +179,7 @@ def test_the_uploaded_caddyfile_passes_caddy_validate(stack: str, dev, prod, tmp
 
 def test_no_generated_secret_appears_in_plain_inputs(dev) -> None:
     run, _ = dev
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_fails_on_an_app_that_is_not_public() -> None:
@@ -277,8 +275,7 @@ def test_the_gated_caddyfile_passes_caddy_validate(stack: str, gated, gated_prod
 
 def test_the_gated_run_keeps_secrets_out_of_plain_inputs(gated) -> None:
     run, _ = gated
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_fails_on_a_gate_with_nothing_to_gate() -> None:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from components.services.cadvisor import CAdvisor
-from tests.support import by_name, run_components
+from tests.support import assert_production_shape, build_named, by_name
 
 
 def build():
-    built = {}
-
-    def program(spec, host):
-        built["spec"] = spec
-        built["cadvisor"] = CAdvisor(spec, host)
-
-    return run_components(program), built
+    return build_named("cadvisor", CAdvisor)
 
 
 def test_container_has_the_production_shape():
     run, built = build()
     spec = built["spec"].services.cadvisor
-    container = by_name(run, "cadvisor", "Container")
-    assert by_name(run, "cadvisor-image", "RemoteImage").inputs["name"] == spec.image
-    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
-    assert container.inputs["memory"] == spec.memory_mb
+    container = assert_production_shape(run, "cadvisor", image=spec.image, memory=spec.memory_mb)
     assert container.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/healthz"]
-    assert not container.inputs.get("ports")
     assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-monitoring"]
     assert built["cadvisor"].metrics_target == "cadvisor:8080"
 

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 
 from cli.offline import SECRET_MARK
 from components.config.gitea import ADMIN_PASSWORD_VARIABLE, ADMIN_USERNAME, TOKEN_NAME
 from components.services.gitea import Gitea
-from components.services.postgres import PostgreSQL
-from components.services.redis import Redis
-from tests.support import by_name, of_type, run_components
-
-
-def unwrap(value):
-    if isinstance(value, dict):
-        if "value" in value and len(value) == 2:
-            return unwrap(value["value"])
-        return {key: unwrap(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
+from tests.support import (
+    assert_no_plain_secrets,
+    assert_oidc_client,
+    assert_production_shape,
+    build_with_sso,
+    build_with_stores,
+    by_name,
+    of_type,
+    unwrap,
+)
 
 
 def build(postgres: bool = True, redis: bool = True):
-    made = {}
-
-    def program(spec, host):
-        db = PostgreSQL(spec.services.postgres, host, ("gitea",)) if postgres else None
-        cache = Redis(spec.services.redis, host, ("gitea",)) if redis else None
-        made["gitea"] = Gitea(spec, host, postgres=db, redis=cache)
-    return run_components(program), made["gitea"]
+    return build_with_stores(Gitea, "gitea", postgres=postgres, redis=redis)
 
 
 def env(run) -> list[str]:
@@ -48,12 +37,9 @@ def edges(run) -> set[str]:
 
 def test_container_keeps_the_production_shape():
     run, gitea = build()
-    container = by_name(run, "gitea", "Container")
-    assert by_name(run, "gitea-image", "RemoteImage").inputs["name"] == "gitea/gitea:1.24.6"
-    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
-    assert container.inputs["memory"] == 512 and not container.inputs.get("ports")
+    container = assert_production_shape(run, "gitea", image="gitea/gitea:1.24.6", memory=512,
+                                        networks=["ceres-dev-edge", "ceres-dev-data"])
     assert container.inputs["healthcheck"]["tests"][:2] == ["CMD", "curl"]
-    assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-edge", "ceres-dev-data"]
     assert gitea.url == "https://gitea.ceres.localhost" and gitea.upstream == "gitea:3000"
 
 
@@ -113,24 +99,13 @@ def test_no_secret_reaches_a_plain_input():
     run, _ = build()
     for password in of_type(run, "RandomPassword"):
         assert "result" in password.secret_outputs
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 # Single sign-on: Keycloak, its realm, Gitea with `sso`, and the sso-gitea edge between them.
 
 def build_sso():
-    from components.integrations.oidc import OidcClientEdge
-    from components.services.keycloak import Keycloak
-
-    made = {}
-
-    def program(spec, host):
-        keycloak = Keycloak(spec, host, postgres=None)
-        keycloak.open_realm(spec, [])
-        made["spec"], made["gitea"] = spec, Gitea(spec, host, sso=True)
-        OidcClientEdge(made["gitea"], keycloak)
-    return run_components(program), made
+    return build_with_sso("gitea", lambda spec, host: Gitea(spec, host, sso=True))
 
 
 def test_without_sso_there_is_no_login_source_step():
@@ -142,9 +117,7 @@ def test_without_sso_there_is_no_login_source_step():
 
 def test_the_keycloak_client_allows_exactly_giteas_callback_at_its_public_url():
     run, made = build_sso()
-    client = by_name(run, "gitea-oidc-client", "Client")
-    assert client.inputs["clientId"] == "gitea" and client.inputs["clientSecret"] == SECRET_MARK
-    assert client.inputs["validRedirectUris"] == ["https://gitea.ceres.localhost/user/oauth2/keycloak/callback"]
+    assert_oidc_client(run, "gitea", ["https://gitea.ceres.localhost/user/oauth2/keycloak/callback"])
     assert made["gitea"].oidc.issuer_url == f"https://keycloak.ceres.localhost/realms/{made['spec'].sso.realm}"
 
 
@@ -182,5 +155,4 @@ def test_an_updated_login_source_restarts_gitea_after_the_step():
 
 def test_with_sso_no_secret_reaches_a_plain_input():
     run, _ = build_sso()
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)

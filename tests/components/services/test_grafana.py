@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
 
 from components.services.grafana import Grafana
 from components.services.postgres import PostgreSQL
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
 
 
 def build(with_postgres: bool = True):
-    built = {}
-
-    def program(spec, host):
-        built["spec"] = spec
-        postgres = PostgreSQL(spec.services.postgres, host, ("grafana",)) if with_postgres else None
-        built["grafana"] = Grafana(spec, host, postgres=postgres)
-
-    return run_components(program), built
+    return build_named("grafana", lambda spec, host: Grafana(
+        spec, host, postgres=PostgreSQL(spec.services.postgres, host, ("grafana",)) if with_postgres else None))
 
 
 def envs(run) -> list[str]:
@@ -31,12 +24,8 @@ def networks(run) -> list[str]:
 def test_container_has_the_production_shape():
     run, built = build()
     spec = built["spec"].services.grafana
-    container = by_name(run, "grafana", "Container")
-    assert by_name(run, "grafana-image", "RemoteImage").inputs["name"] == spec.image
-    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
-    assert container.inputs["memory"] == spec.memory_mb
+    container = assert_production_shape(run, "grafana", image=spec.image, memory=spec.memory_mb)
     assert container.inputs["healthcheck"]["tests"] == ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://localhost:3000/api/health"]
-    assert not container.inputs.get("ports")
     assert container.inputs["volumes"] == [{"containerPath": "/var/lib/grafana", "volumeName": "ceres-dev-grafana-data"}]
 
 
@@ -81,5 +70,4 @@ def test_every_secret_is_a_secret_file_and_never_plain():
     assert "GF_SECURITY_SECRET_KEY__FILE=/etc/grafana/secrets/secret_key" in envs(run)
     for password in of_type(run, "RandomPassword"):
         assert "result" in password.secret_outputs
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)

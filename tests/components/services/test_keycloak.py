@@ -7,9 +7,7 @@ server answering 200, then 503, then nothing at all.
 from __future__ import annotations
 
 import http.server
-import json
 import subprocess
-import threading
 from typing import Iterator
 
 import pytest
@@ -22,7 +20,7 @@ from components.services.keycloak import Keycloak
 REALM = "ceres"  # the default realm (stacks/tiers.py)
 from components.services.postgres import PostgreSQL
 from stacks.tiers import BASE
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components, serving
 
 
 def build(postgres: bool, stack: str = "dev"):
@@ -109,8 +107,7 @@ def test_admin_is_bootstrapped_with_a_generated_secret_password(with_postgres) -
     assert "KC_BOOTSTRAP_ADMIN_PASSWORD" not in values, "the password reaches the container only as a secret"
     assert by_name(run, "keycloak-admin-password", "RandomPassword").inputs["length"] == 32
     assert _sync_await(keycloak.admin_password.is_secret())
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_exposes_urls_for_the_proxy_and_the_back_channel(with_postgres) -> None:
@@ -159,13 +156,8 @@ class StatusServer(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def health_server() -> Iterator[StatusServer]:
-    server = StatusServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(StatusServer()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def probe(port: int) -> int:

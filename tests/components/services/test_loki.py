@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 
 import yaml
 
 from components.config import loki as config
 from components.docker_host import PROBE
 from components.services.loki import Loki
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
 
 
 def build(**kwargs):
-    built = {}
-
-    def program(spec, host):
-        built["spec"], built["loki"] = spec, Loki(spec, host, **kwargs)
-
-    return run_components(program, stack="dev"), built
+    return build_named("loki", lambda spec, host: Loki(spec, host, **kwargs), stack="dev")
 
 
 def uploads(container) -> dict[str, str]:
@@ -27,13 +21,8 @@ def uploads(container) -> dict[str, str]:
 
 def test_container_has_the_production_shape():
     run, built = build()
-    container = by_name(run, "loki", "Container")
-    assert by_name(run, "loki-image", "RemoteImage").inputs["name"] == built["spec"].services.loki.image
+    container = assert_production_shape(run, "loki", image=built["spec"].services.loki.image, memory=built["spec"].services.loki.memory_mb)
     assert built["spec"].services.loki.image.startswith("grafana/loki:3.5.")
-    assert container.inputs["restart"] == "unless-stopped"
-    assert container.inputs["wait"] is True
-    assert container.inputs["memory"] == built["spec"].services.loki.memory_mb
-    assert not container.inputs["ports"]
     assert container.inputs["name"] == "ceres-dev-loki"
 
 
@@ -90,4 +79,4 @@ def test_exposes_where_to_push_read_and_put_rules():
 def test_no_credentials_anywhere():
     run, _ = build()
     assert not of_type(run, "RandomPassword")
-    assert all("offline-" not in json.dumps(r.inputs) for r in run.resources)
+    assert_no_plain_secrets(run)

@@ -3,7 +3,6 @@ database, secrets only as secrets, and two bootstrap steps that run after the co
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from pulumi.runtime.sync_await import _sync_await
@@ -15,7 +14,7 @@ from components.services.keycloak import Keycloak
 from components.services.mattermost import Mattermost
 from components.services.postgres import PostgreSQL
 from stacks.tiers import BASE
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +94,7 @@ def test_uses_its_own_database_through_the_db_edge(built):
 
 def test_no_secret_reaches_any_input_in_plain_text(built):
     run, _ = built
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)
 
 
 def test_bootstrap_runs_in_the_container_as_its_user_with_the_password_from_env(built):
@@ -208,8 +206,7 @@ def test_the_client_secret_reaches_mattermost_only_as_a_secret(team_sso):
     envs = container(run).inputs["envs"]
     assert not any(e.startswith("MM_GITLABSETTINGS_SECRET") for e in envs)
     assert envs.count(SECRET_MARK) == 2  # the data source and the client secret
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)
 
 
 def test_the_admin_group_maps_to_no_mattermost_role(team_sso):
@@ -233,5 +230,4 @@ def test_licensed_edition_uses_native_openid_by_internal_discovery(enterprise_ss
     assert not any(key.startswith("MM_GITLABSETTINGS_") for key in env)
     # Native OpenID identifies people by `sub`: no GitLab-shaped claims are added.
     assert not of_type(run, "UserPropertyProtocolMapper")
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)

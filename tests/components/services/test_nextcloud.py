@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 
 from cli.offline import SECRET_MARK
 from components.config.nextcloud import ADMIN_USERNAME, REDIS_CONFIG_NAME, REDIS_PASSWORD_VARIABLE
 from components.services.nextcloud import Nextcloud
-from components.services.postgres import PostgreSQL
-from components.services.redis import Redis
-from tests.support import by_name, run_components
-
-
-def unwrap(value):
-    if isinstance(value, dict):
-        if "value" in value and len(value) == 2:
-            return unwrap(value["value"])
-        return {key: unwrap(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
+from tests.support import (
+    assert_no_plain_secrets,
+    assert_oidc_client,
+    assert_production_shape,
+    build_with_sso,
+    build_with_stores,
+    by_name,
+    unwrap,
+)
 
 
 def build(postgres: bool = True, redis: bool = True):
-    made = {}
-
-    def program(spec, host):
-        db = PostgreSQL(spec.services.postgres, host, ("nextcloud",)) if postgres else None
-        cache = Redis(spec.services.redis, host, ("nextcloud",)) if redis else None
-        made["nextcloud"] = Nextcloud(spec, host, postgres=db, redis=cache)
-    return run_components(program), made["nextcloud"]
+    return build_with_stores(Nextcloud, "nextcloud", postgres=postgres, redis=redis)
 
 
 def container(run, name: str = "nextcloud"):
@@ -44,11 +32,8 @@ def edges(run) -> set[str]:
 
 def test_app_has_the_production_shape_and_a_health_check_on_status_php():
     run, nextcloud = build()
-    app = container(run)
-    assert by_name(run, "nextcloud-image", "RemoteImage").inputs["name"] == "nextcloud:31.0.8-apache"
-    assert app.inputs["restart"] == "unless-stopped" and app.inputs["wait"] is True
-    assert app.inputs["memory"] == 1024 and not app.inputs.get("ports")
-    assert [n["name"] for n in app.inputs["networksAdvanced"]] == ["ceres-dev-edge", "ceres-dev-data"]
+    app = assert_production_shape(run, "nextcloud", image="nextcloud:31.0.8-apache", memory=1024,
+                                  networks=["ceres-dev-edge", "ceres-dev-data"])
     check = app.inputs["healthcheck"]
     assert check["tests"] == ["CMD", "curl", "-fsS", "-o", "/dev/null", "-H", "Host: nextcloud.ceres.localhost",
                               "http://localhost:80/status.php"]
@@ -119,24 +104,13 @@ def test_without_postgres_or_redis_it_runs_on_sqlite_and_apcu():
 
 def test_no_secret_reaches_a_plain_input():
     run, _ = build()
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 # Single sign-on: Keycloak, its realm, Nextcloud with `sso`, and the sso-nextcloud edge between them.
 
 def build_sso():
-    from components.integrations.oidc import OidcClientEdge
-    from components.services.keycloak import Keycloak
-
-    made = {}
-
-    def program(spec, host):
-        keycloak = Keycloak(spec, host, postgres=None)
-        keycloak.open_realm(spec, [])
-        made["spec"], made["nextcloud"] = spec, Nextcloud(spec, host, sso=True)
-        OidcClientEdge(made["nextcloud"], keycloak)
-    return run_components(program), made
+    return build_with_sso("nextcloud", lambda spec, host: Nextcloud(spec, host, sso=True))
 
 
 def test_without_sso_there_is_no_provider_step():
@@ -147,12 +121,10 @@ def test_without_sso_there_is_no_provider_step():
 
 def test_the_keycloak_client_allows_exactly_user_oidc_s_callback_at_the_public_url():
     run, made = build_sso()
-    client = by_name(run, "nextcloud-oidc-client", "Client")
-    assert client.inputs["clientId"] == "nextcloud" and client.inputs["clientSecret"] == SECRET_MARK
-    assert client.inputs["validRedirectUris"] == [
+    assert_oidc_client(run, "nextcloud", [
         "https://nextcloud.ceres.localhost/apps/user_oidc/code",
         "https://nextcloud.ceres.localhost/index.php/apps/user_oidc/code",
-    ]
+    ])
     assert made["nextcloud"].oidc.issuer_url == f"https://keycloak.ceres.localhost/realms/{made['spec'].sso.realm}"
 
 
@@ -189,5 +161,4 @@ def test_the_provider_step_discovers_the_realm_and_provisions_the_admin_group_fr
 
 def test_with_sso_no_secret_reaches_a_plain_input():
     run, _ = build_sso()
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)

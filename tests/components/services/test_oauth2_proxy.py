@@ -11,7 +11,6 @@ pkg/apis/options/legacy_options.go), read from the `--oidc-groups-claim` claim.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from pulumi.runtime.sync_await import _sync_await
@@ -21,7 +20,7 @@ from components.docker_host import PROBE
 from components.services.keycloak import Keycloak
 from components.services.oauth2_proxy import OAuth2Proxy
 from stacks.tiers import BASE
-from tests.support import by_name, run_components
+from tests.support import assert_no_plain_secrets, by_name, run_components
 
 REALM = "ceres"  # the default realm (stacks/tiers.py)
 
@@ -157,8 +156,7 @@ def test_secrets_are_generated_and_reach_the_container_only_as_secrets(dev) -> N
     assert by_name(run, "oauth2-proxy-cookie-secret", "RandomPassword").inputs["length"] == 32
     assert _sync_await(proxy.client_secret.is_secret())
     assert proxy.client_id == "oauth2-proxy"
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_every_variable_is_a_documented_option(dev) -> None:

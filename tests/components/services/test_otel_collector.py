@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import yaml
 
@@ -10,7 +9,7 @@ from components.config import otel_collector as config
 from components.docker_host import PROBE
 from components.services.otel_collector import OtelCollector
 from components.services.tempo import Tempo
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components
 
 
 def build(**settings):
@@ -84,4 +83,4 @@ def test_exposes_the_endpoints_apps_send_to():
 def test_no_credentials_anywhere():
     run, _ = build()
     assert not of_type(run, "RandomPassword")
-    assert all("offline-" not in json.dumps(r.inputs) for r in run.resources)
+    assert_no_plain_secrets(run)

@@ -15,7 +15,7 @@ from components.integrations.oidc import OidcClientEdge
 from components.services.keycloak import Keycloak
 from components.services.portainer import ADMIN_PASSWORD_FILE, Portainer
 from stacks.tiers import BASE
-from tests.support import by_name, run_components
+from tests.support import assert_no_plain_secrets, assert_oidc_client, by_name, run_components
 
 
 def build(stack: str = "dev"):
@@ -71,8 +71,7 @@ def test_admin_is_created_from_a_secret_password_file_without_any_click(dev) -> 
     assert uploads == [{"file": ADMIN_PASSWORD_FILE, "content": SECRET_MARK}]
     assert portainer.admin_username == "admin"
     assert _sync_await(portainer.admin_password.is_secret())
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_serves_plain_http_to_caddy_and_trusts_its_public_origin(dev) -> None:
@@ -131,10 +130,7 @@ def test_without_the_edge_there_is_no_sign_in_step(dev) -> None:
 
 def test_the_client_redirects_exactly_to_portainers_base_url(dev_sso) -> None:
     run, _ = dev_sso
-    client = by_name(run, "portainer-oidc-client", "Client").inputs
-    assert client["clientId"] == "portainer"
-    assert client["validRedirectUris"] == ["https://portainer.ceres.localhost/"]
-    assert client["clientSecret"] == SECRET_MARK
+    assert_oidc_client(run, "portainer", ["https://portainer.ceres.localhost/"])
     assert applied_settings(run)["oauth"]["RedirectURI"] == "https://portainer.ceres.localhost/"
 
 
@@ -166,8 +162,7 @@ def test_the_step_runs_on_the_deploying_machine_after_the_client_with_secrets_fr
 
 def test_the_client_secret_is_secret_everywhere(dev_sso) -> None:
     run, _ = dev_sso
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_no_group_becomes_portainer_admin_in_ce(dev_sso) -> None:

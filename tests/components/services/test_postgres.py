@@ -3,14 +3,13 @@ covered by tests/stacks/test_platform.py)."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from cli.offline import SECRET_MARK
 from components.config.postgres import MONITOR_ROLE, monitoring_sql, retire_sql
 from components.services.postgres import PostgreSQL
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components
 
 CONSUMERS = ("gitea", "nextcloud")
 
@@ -40,8 +39,7 @@ def test_monitoring_provisions_its_role_after_the_server_with_a_secret_password(
     login = postgres.monitoring_login()
     assert (login.host, login.port, login.name, login.user) == ("postgres", 5432, "postgres", MONITOR_ROLE)
     assert login.ready is not postgres.database("gitea").ready
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_consumers_keep_their_names_and_steps():

@@ -10,18 +10,14 @@ import yaml
 from components.config.prometheus import BasicAuth, ScrapeJob
 from components.services.alertmanager import Alertmanager
 from components.services.prometheus import Prometheus
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
 
 
 def build(alertmanager: bool = True, jobs=lambda: ()):
-    built = {}
-
-    def program(spec, host):
-        built["spec"] = spec
+    def make(spec, host):
         manager = Alertmanager(spec, host) if alertmanager else None
-        built["prometheus"] = Prometheus(spec, host, scrape_jobs=jobs(), alertmanager=manager)
-
-    return run_components(program), built
+        return Prometheus(spec, host, scrape_jobs=jobs(), alertmanager=manager)
+    return build_named("prometheus", make)
 
 
 def uploads(container) -> dict[str, str]:
@@ -40,12 +36,8 @@ def gitea_job():
 def test_container_has_the_production_shape():
     run, built = build()
     spec = built["spec"].services.prometheus
-    container = by_name(run, "prometheus", "Container")
-    assert by_name(run, "prometheus-image", "RemoteImage").inputs["name"] == spec.image
-    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
-    assert container.inputs["memory"] == spec.memory_mb
+    container = assert_production_shape(run, "prometheus", image=spec.image, memory=spec.memory_mb)
     assert container.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:9090/-/healthy"]
-    assert not container.inputs.get("ports")
     assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-monitoring"]
     assert container.inputs["volumes"] == [{"containerPath": "/prometheus", "volumeName": "ceres-dev-prometheus-data"}]
 
@@ -82,8 +74,7 @@ def test_a_bearer_token_reaches_the_container_only_as_a_secret_file():
     assert files["/etc/prometheus/secrets/gitea/bearer_token"] == "[secret]"
     job = next(j for j in rendered_config(run)["scrape_configs"] if j["job_name"] == "gitea")
     assert job["authorization"]["credentials_file"] == "secrets/gitea/bearer_token"
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)
 
 
 def test_basic_auth_password_is_a_secret_file_too():

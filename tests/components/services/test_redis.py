@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pulumi
 import pytest
@@ -12,20 +11,9 @@ from components.base import Service
 from components.config.redis import ACL_FILE, CONFIG_FILE
 from components.integrations.cache import CacheEdge
 from components.services.redis import Redis
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components, unwrap
 
 CONSUMERS = ("gitea", "nextcloud")
-
-
-def unwrap(value):
-    """A recorded state value with its secrets opened (the mock's values, for checking wiring)."""
-    if isinstance(value, dict):
-        if "value" in value and len(value) == 2:
-            return unwrap(value["value"])
-        return {key: unwrap(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
 
 
 def password(run, name: str) -> str:
@@ -72,8 +60,7 @@ def test_users_come_from_a_secret_acl_file_and_the_healthcheck_password_from_env
     assert [line.split()[1] for line in acl.splitlines()] == ["default", "healthcheck", "gitea", "nextcloud", "ceres_monitor"]
     passwords = {r.name for r in of_type(run, "RandomPassword")}
     assert passwords == {f"redis-{u}-password" for u in ("healthcheck", "gitea", "nextcloud", "ceres_monitor")}
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
 
 
 def test_without_monitoring_there_is_no_exporter_user():

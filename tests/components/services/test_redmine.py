@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
@@ -14,18 +12,19 @@ from components.services.keycloak import Keycloak
 from components.services.postgres import PostgreSQL
 from components.services.redmine import Redmine
 from stacks.tiers import BASE
-from tests.support import by_name, of_type, run_components
+from tests.support import (
+    assert_no_plain_secrets,
+    assert_oidc_client,
+    assert_production_shape,
+    build_on_postgres_or_sqlite,
+    by_name,
+    of_type,
+    run_components,
+)
 
 
 def build_run(with_postgres: bool):
-    services: dict[str, Redmine] = {}
-
-    def build(spec, host):
-        postgres = PostgreSQL(spec.services.postgres, host, ("redmine",)) if with_postgres else None
-        services["redmine"] = Redmine(spec, host, postgres=postgres)
-
-    run = run_components(build)
-    return run, services["redmine"]
+    return build_on_postgres_or_sqlite(Redmine, "redmine", with_postgres)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +43,8 @@ def container(run):
 
 def test_runs_the_pinned_image_in_the_production_shape(with_postgres):
     run, redmine = with_postgres
-    assert by_name(run, "redmine-image", "RemoteImage").inputs["name"] == BASE["services"]["redmine"]["image"]
-    inputs = container(run).inputs
-    assert inputs["restart"] == "unless-stopped" and inputs["wait"] is True
-    assert inputs["memory"] == BASE["services"]["redmine"]["memory_mb"]
-    assert not inputs["ports"]
+    inputs = assert_production_shape(run, "redmine", image=BASE["services"]["redmine"]["image"],
+                                     memory=BASE["services"]["redmine"]["memory_mb"]).inputs
     # The image has wget, not curl.
     assert inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/login"]
     assert redmine.url == "https://redmine.ceres.localhost"
@@ -91,8 +87,7 @@ def test_files_live_on_a_named_volume(with_postgres):
 @pytest.mark.parametrize("variant", ["with_postgres", "with_sqlite"])
 def test_no_secret_reaches_any_input_in_plain_text(variant, request):
     run, _ = request.getfixturevalue(variant)
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)
 
 
 def test_bootstrap_runs_as_redmine_after_the_container_with_secrets_from_env(with_postgres):
@@ -157,10 +152,7 @@ def test_without_the_edge_it_runs_the_pinned_image_as_is(with_postgres):
 
 def test_the_client_redirects_exactly_to_the_plugins_callback(with_sso):
     run, _ = with_sso
-    client = by_name(run, "redmine-oidc-client", "Client").inputs
-    assert client["clientId"] == "redmine"
-    assert client["validRedirectUris"] == ["https://redmine.ceres.localhost/oauth2callback"]
-    assert client["clientSecret"] == SECRET_MARK
+    assert_oidc_client(run, "redmine", ["https://redmine.ceres.localhost/oauth2callback"])
 
 
 def test_it_runs_the_derived_image_built_from_the_rendered_dockerfile(with_sso, sso_dir):
@@ -226,5 +218,4 @@ def test_the_admin_group_follows_the_spec(sso_dir):
 
 def test_the_client_secret_is_secret_everywhere(with_sso):
     run, _ = with_sso
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)

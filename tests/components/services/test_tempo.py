@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import json
 
 import yaml
 
 from components.config import tempo as config
 from components.docker_host import PROBE
 from components.services.tempo import Tempo
-from tests.support import by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
 
 
 def build():
-    built = {}
-
-    def program(spec, host):
-        built["spec"], built["tempo"] = spec, Tempo(spec, host)
-
-    return run_components(program, stack="dev"), built
+    return build_named("tempo", Tempo, stack="dev")
 
 
 def test_container_has_the_production_shape():
     run, built = build()
-    container = by_name(run, "tempo", "Container")
-    assert by_name(run, "tempo-image", "RemoteImage").inputs["name"] == built["spec"].services.tempo.image
+    container = assert_production_shape(run, "tempo", image=built["spec"].services.tempo.image, memory=built["spec"].services.tempo.memory_mb)
     # The config is written for the 2.x layout; Tempo 3 changed it.
     assert built["spec"].services.tempo.image.startswith("grafana/tempo:2.8.")
-    assert container.inputs["restart"] == "unless-stopped"
-    assert container.inputs["wait"] is True
-    assert container.inputs["memory"] == built["spec"].services.tempo.memory_mb
-    assert not container.inputs["ports"]
     assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-monitoring"]
 
 
@@ -63,4 +52,4 @@ def test_exposes_its_otlp_endpoint_and_api():
 def test_no_credentials_anywhere():
     run, _ = build()
     assert not of_type(run, "RandomPassword")
-    assert all("offline-" not in json.dumps(r.inputs) for r in run.resources)
+    assert_no_plain_secrets(run)

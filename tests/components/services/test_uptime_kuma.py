@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import json
 
 from cli.offline import SECRET_MARK
 from components.config.uptime_kuma import PASSWORD_ENV, USERNAME_ENV, KumaBootstrap, bootstrap_script
 from components.services.uptime_kuma import UptimeKuma
-from tests.support import by_name, run_components
+from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name
 
 
 def build():
-    built = {}
-
-    def program(spec, host):
-        built["spec"] = spec
-        built["kuma"] = UptimeKuma(spec, host)
-
-    return run_components(program), built
+    return build_named("kuma", UptimeKuma)
 
 
 def test_container_has_the_production_shape():
     run, built = build()
     spec = built["spec"].services.uptime_kuma
-    container = by_name(run, "uptime_kuma", "Container")
-    assert by_name(run, "uptime_kuma-image", "RemoteImage").inputs["name"] == spec.image
-    assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
-    assert container.inputs["memory"] == spec.memory_mb
+    container = assert_production_shape(run, "uptime_kuma", image=spec.image, memory=spec.memory_mb)
     assert container.inputs["healthcheck"]["tests"] == ["CMD", "/app/extra/healthcheck"]
     assert container.inputs["healthcheck"]["startPeriod"] == "180s"
-    assert not container.inputs.get("ports")
     assert container.inputs["volumes"] == [{"containerPath": "/app/data", "volumeName": "ceres-dev-uptime_kuma-data"}]
 
 
@@ -59,5 +48,4 @@ def test_bootstrap_runs_in_the_container_after_it_is_healthy_with_secrets_from_e
 
 def test_no_secret_is_plain_anywhere():
     run, _ = build()
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)

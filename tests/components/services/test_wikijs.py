@@ -8,21 +8,20 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from cli.offline import SECRET_MARK
-from components.services.postgres import PostgreSQL
 from components.services.wikijs import WikiJs
 from stacks.tiers import BASE
-from tests.support import by_name, run_components
+from tests.support import (
+    assert_no_plain_secrets,
+    assert_oidc_client,
+    assert_production_shape,
+    build_on_postgres_or_sqlite,
+    build_with_sso,
+    by_name,
+)
 
 
 def build_run(with_postgres: bool):
-    services: dict[str, WikiJs] = {}
-
-    def build(spec, host):
-        postgres = PostgreSQL(spec.services.postgres, host, ("wikijs",)) if with_postgres else None
-        services["wikijs"] = WikiJs(spec, host, postgres=postgres)
-
-    run = run_components(build)
-    return run, services["wikijs"]
+    return build_on_postgres_or_sqlite(WikiJs, "wikijs", with_postgres)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +40,8 @@ def container(run):
 
 def test_runs_the_pinned_image_in_the_production_shape(with_postgres):
     run, wikijs = with_postgres
-    assert by_name(run, "wikijs-image", "RemoteImage").inputs["name"] == BASE["services"]["wikijs"]["image"]
-    inputs = container(run).inputs
-    assert inputs["restart"] == "unless-stopped" and inputs["wait"] is True
-    assert inputs["memory"] == BASE["services"]["wikijs"]["memory_mb"]
-    assert not inputs["ports"]
+    inputs = assert_production_shape(run, "wikijs", image=BASE["services"]["wikijs"]["image"],
+                                     memory=BASE["services"]["wikijs"]["memory_mb"]).inputs
     assert inputs["healthcheck"]["tests"] == ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:3000/healthz"]
     assert wikijs.url == "https://wikijs.ceres.localhost"
     assert wikijs.upstream == "wikijs:3000"
@@ -83,8 +79,7 @@ def test_without_postgres_it_uses_sqlite_on_the_data_volume(with_sqlite):
 @pytest.mark.parametrize("variant", ["with_postgres", "with_sqlite"])
 def test_no_secret_reaches_any_input_in_plain_text(variant, request):
     run, _ = request.getfixturevalue(variant)
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), f"{resource.name} carries a secret in plain text"
+    assert_no_plain_secrets(run)
 
 
 def test_bootstrap_is_a_node_script_run_after_the_container_with_secrets_from_env(with_postgres):
@@ -111,17 +106,7 @@ def test_exposes_its_credentials_as_secrets(with_postgres):
 
 @pytest.fixture(scope="module")
 def with_sso():
-    from components.integrations.oidc import OidcClientEdge
-    from components.services.keycloak import Keycloak
-
-    made = {}
-
-    def program(spec, host):
-        keycloak = Keycloak(spec, host, postgres=None)
-        keycloak.open_realm(spec, [])
-        made["spec"], made["wikijs"] = spec, WikiJs(spec, host, postgres=None, sso=True)
-        OidcClientEdge(made["wikijs"], keycloak)
-    return run_components(program), made
+    return build_with_sso("wikijs", lambda spec, host: WikiJs(spec, host, postgres=None, sso=True))
 
 
 def sso_settings(run) -> dict:
@@ -139,9 +124,7 @@ def test_without_sso_there_is_no_strategy_step(with_postgres):
 
 def test_the_keycloak_client_allows_exactly_the_strategy_callback_at_the_public_url(with_sso):
     run, made = with_sso
-    client = by_name(run, "wikijs-oidc-client", "Client")
-    assert client.inputs["clientId"] == "wikijs" and client.inputs["clientSecret"] == SECRET_MARK
-    assert client.inputs["validRedirectUris"] == ["https://wikijs.ceres.localhost/login/keycloak/callback"]
+    assert_oidc_client(run, "wikijs", ["https://wikijs.ceres.localhost/login/keycloak/callback"])
     assert sso_settings(run)["strategyKey"] == "keycloak"
 
 
@@ -186,5 +169,4 @@ def test_the_strategy_step_runs_after_the_bootstrap_with_every_secret_from_env(w
 
 def test_with_sso_no_secret_reaches_a_plain_input(with_sso):
     run, _ = with_sso
-    for resource in run.resources:
-        assert "offline-" not in json.dumps(resource.inputs), resource.name
+    assert_no_plain_secrets(run)
