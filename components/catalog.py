@@ -115,7 +115,7 @@ def _internal_ca(spec: StackSpec) -> str | None:
 
 
 def _nothing_to_gate(spec: StackSpec) -> str | None:
-    routed = [ui for ui in GATED_UIS if spec.enabled(ui) and spec.integrations.get(_route_id(ui)) is not False]
+    routed = [ui for ui in GATED_UIS if spec.enabled(ui) and spec.integrations.get(route_id(ui)) is not False]
     if not routed:
         return f"no admin UI without a login of its own is routed ({', '.join(GATED_UIS)})"
     return None
@@ -126,7 +126,8 @@ def _outside_saas(reason: str) -> Applicability:
 
 
 def _sso(app: str, mechanism: str, seed: tuple[str, ...]) -> Edge:
-    return Edge(f"sso-{app.replace('_', '-')}", "identity", "oidc_client", app, "keycloak", mechanism, seed)
+    # Browsers sign in at Keycloak's public URL, which only Caddy serves.
+    return Edge(f"sso-{app.replace('_', '-')}", "identity", "oidc_client", app, "keycloak", mechanism, seed, via=("caddy",))
 
 
 def _database(app: str, seed: tuple[str, ...]) -> Edge:
@@ -136,14 +137,14 @@ def _database(app: str, seed: tuple[str, ...]) -> Edge:
     )
 
 
-def _route_id(app: str) -> str:
+def route_id(app: str) -> str:
     return f"route-{app.replace('_', '-')}"
 
 
 def _route(app: str, seed: tuple[str, ...]) -> Edge:
     gated = app in GATED_UIS
     return Edge(
-        _route_id(app), "infrastructure", "route", "caddy", app,
+        route_id(app), "infrastructure", "route", "caddy", app,
         "HTTPS site behind Caddy forward_auth (oauth2-proxy)" if gated else "HTTPS site on Caddy",
         seed, via=("oauth2_proxy", "keycloak") if gated else (), needs=("sso-proxy",) if gated else (),
     )

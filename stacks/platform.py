@@ -47,9 +47,8 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     *(f"db-{app}" for app in ("keycloak", "nextcloud", "gitea", "mattermost", "redmine", "wikijs", "grafana")),
     "cache-nextcloud",
     "cache-gitea",
-    *(f"route-{app}" for app in catalog.PUBLIC_APPS),
-    # Admin UIs without a login of their own: routed only behind the sso-proxy gate.
-    *(f"route-{ui.replace('_', '-')}" for ui in catalog.GATED_UIS),
+    # Admin UIs without a login of their own (GATED_UIS) are routed only behind the sso-proxy gate.
+    *(catalog.route_id(app) for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)),
     "webdav-nextcloud",
     "acme-caddy",
     "sso-grafana",
@@ -183,7 +182,7 @@ def build_platform(spec: StackSpec) -> Platform:
     caddy = None
     if on("caddy"):
         routed = [platform.services[app] for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)
-                  if f"route-{app.replace('_', '-')}" in edges]
+                  if catalog.route_id(app) in edges]
         gate = backend(oauth2_proxy, "sso-proxy")
         caddy = platform.add(Caddy(spec, apps, routes=routed, gate=gate))
 
