@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from components.catalog import EDGES, SERVICE_REQUIRES, edges_touching
 from components.score import CONFIGURED, MISSING, NOT_APPLICABLE, edge_statuses, score
 from stacks.load import load_spec
+from stacks.spec import SERVICE_NAMES
 from tests.support import of_type
 
 DEV = {"ceres:domain": "ceres.localhost"}
@@ -112,3 +115,23 @@ def test_layer_scores_add_up_to_the_overall_score():
 
 def test_a_layer_with_nothing_wanted_has_no_percent():
     assert score([])["overall"] == {"have": 0, "want": 0, "percent": None}
+
+
+def sso_switches_for(off: set[str]) -> dict[str, bool]:
+    """Turning Keycloak off is allowed only with every app's SSO switched off."""
+    if "keycloak" not in off:
+        return {}
+    return {e.id: False for e in EDGES if e.kind == "oidc_client"}
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICE_NAMES if s != "backup"])
+def test_any_service_can_be_switched_off_and_the_stack_still_builds(service, offline):
+    """The composition copes with every service missing (with what cannot run without it)."""
+    off = switched_off(service) | ({"oauth2_proxy"} if service == "keycloak" else set())
+    run = offline("dev", services={name: {"enabled": False} for name in off}, integrations=sso_switches_for(off))
+    built = {r.name for r in run.resources if r.type.startswith("ceres:services:")}
+    assert not built & off
+    touching = {edge.id for name in off for edge in edges_touching(name)}
+    for edge in run.outputs["integration_matrix"]:
+        if edge["id"] in touching:
+            assert edge["status"] != CONFIGURED, edge["id"]
