@@ -49,7 +49,8 @@ class ServiceContainer:
     `files` are plain config text; `secret_files` carry credentials and stay secret in state
     (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
     proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it);
-    `devices` and `privileged` only for host agents such as cAdvisor.
+    `devices` and `privileged` only for host agents such as cAdvisor; `edge_address` only for the
+    proxy, whose fixed address on the edge network the apps trust.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class ServiceContainer:
         ports: Mapping[int, int] | None = None,
         devices: Sequence[str] = (),
         privileged: bool = False,
+        edge_address: str | None = None,
         aliases: Sequence[str] = (),
         depends_on: Sequence[pulumi.Resource] = (),
         wait_timeout: int = 300,
@@ -119,7 +121,11 @@ class ServiceContainer:
             devices=[docker.ContainerDeviceArgs(host_path=d, container_path=d, permissions="r") for d in devices],
             privileged=privileged,
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[self.alias, *aliases])
+                docker.ContainerNetworksAdvancedArgs(
+                    name=network.name,
+                    aliases=[self.alias, *aliases],
+                    ipv4_address=edge_address if network is host.edge_network else None,
+                )
                 for network in networks
             ],
             healthcheck=docker.ContainerHealthcheckArgs(

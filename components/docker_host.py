@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pulumi
 import pulumi_docker as docker
 
@@ -41,13 +43,21 @@ class DockerHostComponent(pulumi.ComponentResource):
         """The host's network for `purpose` (see NETWORKS), created on first use so a host gets
         only the networks its services attach to."""
         if purpose not in self._networks:
+            subnet = [docker.NetworkIpamConfigArgs(subnet=self.host.edge_subnet)] if purpose == "edge" else None
             self._networks[purpose] = docker.Network(
                 f"{self.host.name}-{purpose}",
                 name=f"{self.prefix}-{purpose}",
                 internal=NETWORKS[purpose],
+                ipam_configs=subnet,
                 opts=self._on_host(),
             )
         return self._networks[purpose]
+
+    @property
+    def proxy_address(self) -> str:
+        """Caddy's fixed address on the edge network (the first after the gateway): the one
+        address the apps trust to set X-Forwarded-* headers."""
+        return str(ipaddress.IPv4Network(self.host.edge_subnet)[2])
 
     @property
     def edge_network(self) -> docker.Network:

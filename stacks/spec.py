@@ -6,6 +6,7 @@ Defaults live in `stacks/tiers.py` (one place); these models only say what is al
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal, Union
 
@@ -45,6 +46,16 @@ def bare_domain(value: str) -> str:
     return value
 
 
+def private_subnet(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 network in CIDR form, e.g. 10.213.0.0/24") from None
+    if not network.is_private or not 16 <= network.prefixlen <= 28:
+        raise ValueError("must be a private IPv4 network from /16 to /28, free on that host, e.g. 10.213.0.0/24")
+    return str(network)
+
+
 def cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5 or not all(re.match(r"^[0-9*/,-]+$", f) for f in fields):
@@ -65,6 +76,7 @@ IPv4 = Annotated[str, matching(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d
 ChannelName = Annotated[str, matching(r"^[a-z0-9_-]{1,64}$", "must be 1-64 of lowercase letters, digits, '-' and '_'")]
 TeamName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,63}$", "must start with a letter, then 1-63 lowercase letters, digits or '-'")]
 Cron = Annotated[str, AfterValidator(cron)]
+PrivateSubnet = Annotated[str, AfterValidator(private_subnet)]
 HttpsUrl = Annotated[str, matching(r"^https://\S+$", "must be an https:// URL")]
 
 
@@ -146,6 +158,9 @@ class DockerHost(Strict):
     name: HostName
     url: DockerUrl
     roles: tuple[HostRole, ...] = Field(min_length=1)
+    # The edge network's subnet, fixed so that Caddy has a known address the apps can trust
+    # as their only proxy. Change it if it overlaps a network on that host.
+    edge_subnet: PrivateSubnet = "10.213.0.0/24"
 
 
 

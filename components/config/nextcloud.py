@@ -23,10 +23,6 @@ REDIS_PASSWORD_VARIABLE = "CERES_REDIS_PASSWORD"
 REDIS_CONFIG_NAME = "ceres-redis.config.php"
 ADMIN_USERNAME = "ceres-admin"
 
-# Docker's default address pools for bridge networks (172.17-31.x and 192.168.x): the edge
-# network's subnet is one of them, chosen by the daemon, so Caddy's address falls inside.
-DOCKER_DEFAULT_POOLS = ("172.16.0.0/12", "192.168.0.0/16")
-
 _PLAIN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -99,11 +95,6 @@ def bootstrap_script(bootstrap: Bootstrap) -> str:
             "test \"$(occ config:system:get memcache.locking)\" = '\\OC\\Memcache\\Redis'",
         ]
     return "\n".join(lines) + "\n"
-
-
-def trusted_proxies() -> str:
-    """TRUSTED_PROXIES for the image's reverse-proxy config: space-separated CIDRs."""
-    return " ".join(DOCKER_DEFAULT_POOLS)
 
 
 # Single sign-on through the `user_oidc` app (nextcloud/user_oidc). Its callback is one route for

@@ -80,6 +80,7 @@ class Caddy(Service):
             host=host,
             networks=networks,
             ports={80: 80, 443: 443},
+            edge_address=host.proxy_address,
             # /data holds the certificates, ACME account and the internal CA: losing it means
             # re-issuing everything (and a new dev CA for every browser to trust again).
             volumes={"caddy-data": "/data", "caddy-config": "/config"},

@@ -60,6 +60,8 @@ class Keycloak(Service):
             "KC_HOSTNAME_BACKCHANNEL_DYNAMIC=true",
             # Caddy terminates TLS and sets X-Forwarded-*; Keycloak speaks plain HTTP behind it.
             "KC_PROXY_HEADERS=xforwarded",
+            # ... and only from Caddy's fixed address (brute-force detection keys on the client IP).
+            f"KC_PROXY_TRUSTED_ADDRESSES={host.proxy_address}",
             "KC_HTTP_ENABLED=true",
             f"KC_HTTP_PORT={self.HTTP_PORT}",
             "KC_HEALTH_ENABLED=true",

@@ -60,7 +60,9 @@ class Nextcloud(Service):
             "OVERWRITEPROTOCOL=https",
             f"OVERWRITEHOST={public_host}",
             f"OVERWRITECLIURL={self.url}",
-            f"TRUSTED_PROXIES={config.trusted_proxies()}",
+            # Only Caddy's fixed address may set X-Forwarded-For: any other container on the
+            # edge network could otherwise claim to be any client.
+            f"TRUSTED_PROXIES={host.proxy_address}",
             "APACHE_DISABLE_REWRITE_IP=1",
         ]
         # What the background jobs need besides config.php on the shared volume.

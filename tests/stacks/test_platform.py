@@ -167,6 +167,18 @@ def test_caddy_publishes_exactly_http_and_https(offline):
     assert sorted((p["internal"], p["external"]) for p in caddy.inputs["ports"]) == [(80, 80), (443, 443)]
 
 
+def test_apps_trust_only_caddys_fixed_address_as_their_proxy(offline):
+    run = offline("dev", hosts=[{"name": "local", "url": "unix:///var/run/docker.sock", "roles": ["apps"], "edge_subnet": "10.99.5.0/24"}])
+    assert by_name(run, "local-edge", "Network").inputs["ipamConfigs"] == [{"subnet": "10.99.5.0/24"}]
+    caddy = by_name(run, "caddy", "Container")
+    assert [n.get("ipv4Address") for n in caddy.inputs["networksAdvanced"] if n["name"].endswith("-edge")] == ["10.99.5.2"]
+    assert "TRUSTED_PROXIES=10.99.5.2" in envs(by_name(run, "nextcloud", "Container"))
+    assert "KC_PROXY_TRUSTED_ADDRESSES=10.99.5.2" in envs(by_name(run, "keycloak", "Container"))
+    for container in containers(run):
+        if container.name != "caddy":
+            assert not any(n.get("ipv4Address") for n in container.inputs.get("networksAdvanced", [])), container.name
+
+
 def test_admin_only_uis_are_routed_only_behind_the_sso_gate(offline):
     from components.catalog import GATED_UIS
 

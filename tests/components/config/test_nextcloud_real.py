@@ -23,8 +23,7 @@ from components.config.nextcloud import (
     RedisConnection,
     bootstrap_script,
     redis_config_php,
-    trusted_proxies,
-)
+    )
 from tests.components.config.stubs import path_with, python_stub
 
 REDIS = RedisConnection(host="redis", port=6379, user="nextcloud", db=1)
@@ -149,6 +148,3 @@ def test_inputs_that_would_break_the_php_are_refused() -> None:
         with pytest.raises(ValueError):
             RedisConnection(**{"host": "redis", "port": 6379, "user": "nextcloud", "db": 1, **bad})
 
-
-def test_trusted_proxies_are_dockers_default_bridge_pools() -> None:
-    assert trusted_proxies() == "172.16.0.0/12 192.168.0.0/16"
