@@ -306,10 +306,6 @@ EDGES: tuple[Edge, ...] = (
 EDGES_BY_ID: dict[str, Edge] = {edge.id: edge for edge in EDGES}
 
 
-def edge(edge_id: str) -> Edge:
-    return EDGES_BY_ID[edge_id]
-
-
 def edges_touching(service: str) -> list[Edge]:
     return [e for e in EDGES if service in e.services]
 

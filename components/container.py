@@ -37,11 +37,6 @@ def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck
     return Healthcheck(commands[tool], **timing)
 
 
-def tcp_check(port: int, **timing: str | int) -> Healthcheck:
-    """Healthy when something listens on `port` (for services with no HTTP health endpoint)."""
-    return Healthcheck(["CMD", PROBE, "nc", "-z", "127.0.0.1", str(port)], **timing)
-
-
 class ServiceContainer:
     """The image, volumes and container of one service, created as children of `owner`.
 
