@@ -1,0 +1,1 @@
+"""Pulumi dynamic providers (httpx) for the APIs no published provider covers."""
