@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,6 +22,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.base import fail_unserved
+
 PROJECT = "ceres"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,6 +33,11 @@ def project_dir() -> Path:
     here = Path.cwd()
     return here if (here / "Pulumi.yaml").exists() else PROJECT_DIR
 SECRET_MARK = "[secret]"
+# pulumi.dynamic's serialize_provider wraps pickle._Pickler._batch_setitems once more on every
+# dynamic resource and never unwraps it (pulumi 3.27x; cf. pulumi/pulumi#17803). One stack is a
+# few dozen wraps; a process that evaluates stacks again and again (the tests) reaches Python's
+# recursion limit. Each offline run starts from the original.
+_BATCH_SETITEMS = pickle._Pickler._batch_setitems
 _SECRET_SIG = rpc._special_secret_sig
 _SIG_KEY = rpc._special_sig_key
 
@@ -58,6 +66,22 @@ def _mask_secrets(value: Any) -> Any:
     return value
 
 
+# What each CERES dynamic provider (components/providers/) returns besides its inputs. A secret
+# output gets the "offline-" mark the tests look for in plain inputs, like a generated password.
+DYNAMIC_OUTPUTS: dict[str, dict[str, str]] = {
+    "pulumi-python:dynamic/mattermost:Team": {"team_id": "{name}-team-id"},
+    "pulumi-python:dynamic/mattermost:Channel": {"channel_id": "{name}-channel-id"},
+    "pulumi-python:dynamic/mattermost:IncomingWebhook": {"hook_id": "offline-{name}-hook-id"},
+    "pulumi-python:dynamic/gitea:Organization": {"org_id": "{name}-org-id"},
+    "pulumi-python:dynamic/gitea:Repository": {
+        "repo_id": "{name}-repo-id",
+        "clone_url": "https://gitea.offline.invalid/{name}.git",
+        "html_url": "https://gitea.offline.invalid/{name}",
+    },
+    "pulumi-python:dynamic/gitea:Webhook": {"hook_id": "{name}-hook-id"},
+}
+
+
 class OfflineMocks(pulumi.runtime.Mocks):
     """Invents the outputs a real provider would return, so every dependent input resolves."""
 
@@ -74,6 +98,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
             state.setdefault("name", args.name)
         elif kind == "Command":
             state.update(stdout="", stderr="")
+        for key, value in DYNAMIC_OUTPUTS.get(args.typ, {}).items():
+            state.setdefault(key, value.format(name=args.name))
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -164,11 +190,25 @@ class OfflineEngine:
         mock = OfflineMocks()
         self.monitor = RecordingMonitor(mock)
         pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, monitor=self.monitor)
+        pickle._Pickler._batch_setitems = _BATCH_SETITEMS
+        # Mock settings keep the outstanding-output set of the run before: a run that failed midway
+        # leaves tasks of its closed loop there, which this run would otherwise wait for forever.
+        settings.SETTINGS.outputs.clear()
 
     def run(self, program: Callable[[], Any]) -> Any:
         """Run `program` as the engine would, wait for every registration, return its result."""
         result: list[Any] = []
-        _sync_await(run_pulumi_func(lambda: result.append(program())))
+
+        def evaluate() -> None:
+            try:
+                result.append(program())
+            finally:
+                # Whatever still waits for a proxy fails now, so a failed program cannot hang the run.
+                unserved = fail_unserved()
+            if unserved:
+                raise RuntimeError(f"{unserved}: `reachable_url` asked for, but no proxy serves them")
+
+        _sync_await(run_pulumi_func(evaluate))
         return result[0]
 
 

@@ -6,12 +6,31 @@ edges that exist. Nothing here decides which edges exist: the composition point 
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 import pulumi
 import pulumi_random as random
 
 from components import catalog
+
+# Services whose `reachable_url` was asked for, until a proxy serves them.
+_awaiting_proxy: set[Service] = set()
+
+
+def fail_unserved() -> list[str]:
+    """Fail every `reachable_url` no proxy kept (what waits on it then fails instead of hanging);
+    return the services' names. The composition and the offline engine call this last."""
+    names = []
+    for service in list(_awaiting_proxy):
+        if service._served is not None and not service._served.done():
+            service._served.set_exception(RuntimeError(
+                f"{service.service}: its API is called at its public URL, but no proxy serves it "
+                f"(is Caddy on, and route {catalog.route_id(service.service)} with it?)"
+            ))
+            names.append(service.service)
+    _awaiting_proxy.clear()
+    return sorted(names)
 
 
 class Service(pulumi.ComponentResource):
@@ -27,6 +46,7 @@ class Service(pulumi.ComponentResource):
         super().__init__(f"ceres:services:{type(self).__name__}", service, None, opts)
         self.service = service
         self.edges: list[IntegrationEdge] = []
+        self._served: asyncio.Future[pulumi.Output[str]] | None = None
 
     def child(self, **extra) -> pulumi.ResourceOptions:
         """Options for a child resource: parented here, so it shares this service's provider."""
@@ -45,6 +65,28 @@ class Service(pulumi.ComponentResource):
     @property
     def internal_url(self) -> str:
         return f"http://{self.upstream}"
+
+    @property
+    def reachable_url(self) -> pulumi.Output[str]:
+        """`url` once the proxy serves it, depending on the proxy: what a provider that runs beside
+        `pulumi up` (outside the Docker networks) calls this service's API at.
+
+        The proxy is built after the apps it routes, while an app's own API resources are built
+        with the app, so this is a promise the proxy keeps (`served_through`); the composition
+        fails the program if any is left unkept rather than letting it wait forever.
+        """
+        return pulumi.Output.from_input(self._served_future())
+
+    def served_through(self, proxy: pulumi.Resource) -> None:
+        """Called by the proxy once it serves `url`: resolves `reachable_url`."""
+        self._served_future().set_result(proxy.urn.apply(lambda _: self.url))
+        _awaiting_proxy.discard(self)
+
+    def _served_future(self) -> asyncio.Future[pulumi.Output[str]]:
+        if self._served is None:
+            self._served = asyncio.get_event_loop().create_future()
+            _awaiting_proxy.add(self)
+        return self._served
 
 
 class IntegrationEdge(pulumi.ComponentResource):

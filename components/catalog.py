@@ -150,8 +150,11 @@ def _route(app: str, seed: tuple[str, ...]) -> Edge:
     )
 
 
-def _chat(source: str, mechanism: str, seed: tuple[str, ...], layer: str = "notifications", via: tuple[str, ...] = ()) -> Edge:
-    return Edge(f"chat-{source.replace('_', '-')}", layer, "chat_webhook", source, "mattermost", mechanism, seed, via=via)
+def _chat(source: str, mechanism: str, seed: tuple[str, ...], layer: str = "notifications",
+          via: tuple[str, ...] = (), needs: tuple[str, ...] = ()) -> Edge:
+    # The hook is created through Mattermost's API at its public URL, hence Caddy and its route.
+    return Edge(f"chat-{source.replace('_', '-')}", layer, "chat_webhook", source, "mattermost", mechanism, seed,
+                via=tuple(dict.fromkeys((*via, "caddy"))), needs=("route-mattermost", *needs))
 
 
 def _scrape(target: str, mechanism: str, seed: tuple[str, ...]) -> Edge:
@@ -178,33 +181,39 @@ EDGES: tuple[Edge, ...] = (
          "Caddy forward_auth to oauth2-proxy (keycloak-oidc) for UIs without SSO",
          ("§1 KEYCLOAK: Caddy", "§8 Caddy: SSO protection"), via=("keycloak",), not_applicable=_nothing_to_gate),
     # storage
+    # The repo sync worker is told of pushes by a Gitea webhook made through Gitea's public URL.
     Edge("files-gitea", "storage", "file_mirror", "gitea", "nextcloud",
-         "default branch of each project repository checked out into a read-only Nextcloud folder",
-         ("matrix: Nextcloud × Gitea", "§2 NEXTCLOUD: Gitea", "§3 Gitea: Nextcloud")),
+         "default branch of each project repository checked out by the repo sync into a read-only Nextcloud folder",
+         ("matrix: Nextcloud × Gitea", "§2 NEXTCLOUD: Gitea", "§3 Gitea: Nextcloud"),
+         via=("repo_sync", "caddy"), needs=("route-gitea",)),
     Edge("files-redmine", "storage", "file_mirror", "redmine", "nextcloud",
-         "Redmine attachments mounted read-only in Nextcloud (files_external)",
+         "Redmine's attachments volume mounted read-only in Nextcloud (files_external)",
          ("matrix: Nextcloud × Redmine", "§2 NEXTCLOUD: Redmine", "§4 REDMINE: Nextcloud")),
     Edge("files-wikijs", "storage", "file_mirror", "wikijs", "nextcloud",
-         "the wiki's Markdown (its Git storage) in a read-only Nextcloud folder",
-         ("matrix: Nextcloud × Wiki.js", "§2 NEXTCLOUD: Wiki.js", "§6 WIKI.JS: Nextcloud"), via=("gitea",)),
+         "the wiki's Markdown (its Git storage) checked out by the repo sync into a read-only Nextcloud folder",
+         ("matrix: Nextcloud × Wiki.js", "§2 NEXTCLOUD: Wiki.js", "§6 WIKI.JS: Nextcloud"),
+         via=("gitea", "repo_sync", "caddy"), needs=("wiki-git-storage",)),
     Edge("webdav-nextcloud", "storage", "route", "caddy", "nextcloud",
          "WebDAV for desktop and mobile sync through Caddy, with the .well-known DAV redirects",
          ("§2 NEXTCLOUD: WebDAV API",)),
     # development
+    # Configured through both apps' APIs at their public URLs, hence Caddy and both routes.
     Edge("wiki-git-storage", "development", "git_storage", "wikijs", "gitea",
-         "Wiki.js Git storage in sync mode into the `wiki` repository",
-         ("matrix: Gitea × Wiki.js", "§3 Gitea: Wiki.js", "§6 WIKI.JS: Gitea")),
+         "Wiki.js Git storage in sync mode into the `ceres-wiki/wiki` repository, as a bot that can only write repositories",
+         ("matrix: Gitea × Wiki.js", "§3 Gitea: Wiki.js", "§6 WIKI.JS: Gitea"), via=("caddy",),
+         needs=("route-wikijs", "route-gitea")),
     Edge("tracker-gitea", "development", "issue_tracker", "gitea", "redmine",
-         "each project repository's external tracker points at Redmine issues",
-         ("matrix: Gitea × Redmine", "§3 Gitea: Redmine")),
+         "the repo sync points each project repository's external tracker at Redmine issues",
+         ("matrix: Gitea × Redmine", "§3 Gitea: Redmine"), via=("repo_sync", "caddy"), needs=("route-gitea",)),
     _chat("gitea", "Gitea slack-type webhook (push, pull requests, issues, releases) to the dev channel",
-          ("matrix: Gitea × Mattermost", "§3 Gitea: Mattermost", "§5 MATTERMOST: Gitea"), layer="development"),
+          ("matrix: Gitea × Mattermost", "§3 Gitea: Mattermost", "§5 MATTERMOST: Gitea"), layer="development",
+          needs=("route-gitea",)),
     # project management
     Edge("commits-redmine", "project_management", "repository_mirror", "redmine", "gitea",
-         "bare mirror fetched on push; refs/fixes #N link commits and move task status",
-         ("matrix: Redmine × Gitea", "§4 REDMINE: Gitea")),
+         "the repo sync's bare mirror, fetched on push; refs/fixes #N link commits and move task status",
+         ("matrix: Redmine × Gitea", "§4 REDMINE: Gitea"), via=("repo_sync", "caddy"), needs=("route-gitea",)),
     Edge("wiki-redmine", "project_management", "project_link", "redmine", "wikijs",
-         "each Redmine project links to its Wiki.js space; Redmine's own wiki module stays off",
+         "a Wiki link on every Redmine project to its Wiki.js space; Redmine's own wiki module off for new projects",
          ("matrix: Redmine × Wiki.js",)),
     _chat("redmine", "redmine_messenger posts task changes to the projects channel",
           ("matrix: Redmine × Mattermost", "§4 REDMINE: Mattermost", "§5 MATTERMOST: Redmine"), layer="project_management"),
@@ -216,9 +225,9 @@ EDGES: tuple[Edge, ...] = (
     _chat("nextcloud", "webhook_listeners events through a translating bridge to the files channel",
           ("matrix: Nextcloud × Mattermost", "§5 MATTERMOST: Nextcloud")),
     _chat("wikijs", "page edits land as commits in Gitea, whose push hook posts to the dev channel",
-          ("matrix: Mattermost × Wiki.js", "§6 WIKI.JS: Mattermost"), via=("gitea",)),
+          ("matrix: Mattermost × Wiki.js", "§6 WIKI.JS: Mattermost"), via=("gitea",), needs=("wiki-git-storage",)),
     _chat("grafana", "Grafana Slack-type contact point and notification policy",
-          ("§7 Grafana: Mattermost",)),
+          ("§7 Grafana: Mattermost",), needs=("route-grafana",)),
     Edge("email-alertmanager", "notifications", "email", "alertmanager", "smtp",
          "e-mail fallback receiver, so alerts reach people when chat is down",
          ("§7 Alertmanager: Email",)),
@@ -312,16 +321,18 @@ def edges_touching(service: str) -> list[Edge]:
 
 # Services that cannot run at all without another (not an edge that can be switched off).
 SERVICE_REQUIRES: dict[str, tuple[str, ...]] = {
-    "mattermost": ("postgres",),  # Mattermost supports PostgreSQL only
+    # PostgreSQL: the only database it supports; Caddy: its team and channels are made through its public API.
+    "mattermost": ("postgres", "caddy"),
     "postgres_exporter": ("postgres",),
     "redis_exporter": ("redis",),
     "alloy": ("loki",),
     "oauth2_proxy": ("keycloak",),
     "alertmanager": ("prometheus",),
     "otel_collector": ("tempo",),
+    "repo_sync": ("gitea",),
 }
 
 # Edges a service cannot run without: switching one off while the service runs is a config error.
 EDGES_REQUIRED_BY: dict[str, tuple[str, ...]] = {
-    "mattermost": ("db-mattermost",),
+    "mattermost": ("db-mattermost", "route-mattermost"),
 }

@@ -37,6 +37,26 @@ def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck
     return Healthcheck(commands[tool], **timing)
 
 
+def alias_of(service: str) -> str:
+    """The name a service's container answers to on the platform's networks."""
+    return service.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class SharedVolume:
+    """A Docker volume another component owns (its engine name), mounted at `path`: one service
+    writes it, the others only read (repository mirrors, Redmine's attachments)."""
+
+    name: pulumi.Input[str]
+    path: str
+    # What must have run before anyone mounts it (the step that sets its owner), if anything.
+    ready: pulumi.Resource | None = None
+    read_only: bool = True
+
+    def mount(self) -> docker.ContainerVolumeArgs:
+        return docker.ContainerVolumeArgs(volume_name=self.name, container_path=self.path, read_only=self.read_only)
+
+
 class ServiceContainer:
     """The image, volumes and container of one service, created as children of `owner`.
 
@@ -66,6 +86,7 @@ class ServiceContainer:
         files: Mapping[str, str] | None = None,
         secret_files: Mapping[str, pulumi.Input[str]] | None = None,
         binds: Mapping[str, str] | None = None,
+        shared_volumes: Sequence[SharedVolume] = (),
         ports: Mapping[int, int] | None = None,
         devices: Sequence[str] = (),
         privileged: bool = False,
@@ -77,21 +98,21 @@ class ServiceContainer:
         child = pulumi.ResourceOptions(parent=owner)
         self.service = service
         self.name = host.container_name(service)
-        self.alias = service.replace("_", "-")
+        self.alias = alias_of(service)
         # The spec's pinned image, pulled; or an image the service builds itself from it.
         if image is None:
             image = docker.RemoteImage(f"{service}-image", name=spec.image, keep_locally=True, opts=child).image_id
+        self.volumes = {volume: docker.Volume(volume, name=f"{host.prefix}-{volume}", opts=child) for volume in volumes or {}}
         mounts = [
-            docker.ContainerVolumeArgs(
-                volume_name=docker.Volume(volume, name=f"{host.prefix}-{volume}", opts=child).name,
-                container_path=path,
-            )
+            docker.ContainerVolumeArgs(volume_name=self.volumes[volume].name, container_path=path)
             for volume, path in (volumes or {}).items()
         ]
         mounts += [
             docker.ContainerVolumeArgs(host_path=source, container_path=path, read_only=True)
             for source, path in (binds or {}).items()
         ]
+        mounts += [volume.mount() for volume in shared_volumes]
+        depends_on = [*depends_on, *(volume.ready for volume in shared_volumes if volume.ready is not None)]
         if PROBE in " ".join(healthcheck.test):
             mounts.append(docker.ContainerVolumeArgs(
                 volume_name=host.probe_volume.name, container_path=PROBE.rsplit("/", 1)[0], read_only=True,

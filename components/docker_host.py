@@ -34,6 +34,8 @@ class DockerHostComponent(pulumi.ComponentResource):
         self.provider = docker.Provider(f"{host.name}-docker", host=host.url, opts=pulumi.ResourceOptions(parent=self))
         self._networks: dict[str, docker.Network] = {}
         self._probe: tuple[docker.Volume, docker.Container] | None = None
+        self._shared: dict[str, tuple[docker.Volume, docker.Container]] = {}
+        self._busybox_image: docker.RemoteImage | None = None
         self.register_outputs({"url": host.url})
 
     def _on_host(self) -> pulumi.ResourceOptions:
@@ -71,10 +73,17 @@ class DockerHostComponent(pulumi.ComponentResource):
     def monitoring_network(self) -> docker.Network:
         return self.network("monitoring")
 
+    def _busybox(self) -> docker.RemoteImage:
+        """The static busybox image: the probe the scratch images lack, and one-shot volume chores."""
+        if self._busybox_image is None:
+            self._busybox_image = docker.RemoteImage(
+                f"{self.host.name}-probe-image", name=PROBE_IMAGE, keep_locally=True, opts=self._on_host())
+        return self._busybox_image
+
     def _probe_tools(self) -> tuple[docker.Volume, docker.Container]:
         if self._probe is None:
             volume = docker.Volume(f"{self.host.name}-probe", name=f"{self.prefix}-probe", opts=self._on_host())
-            image = docker.RemoteImage(f"{self.host.name}-probe-image", name=PROBE_IMAGE, keep_locally=True, opts=self._on_host())
+            image = self._busybox()
             # A one-shot container: copies busybox into the volume and exits; `attach` waits for it.
             fill = docker.Container(
                 f"{self.host.name}-probe-fill",
@@ -96,6 +105,26 @@ class DockerHostComponent(pulumi.ComponentResource):
     @property
     def probe_ready(self) -> docker.Container:
         return self._probe_tools()[1]
+
+    def shared_volume(self, purpose: str, owner_uid: int) -> tuple[docker.Volume, docker.Container]:
+        """A volume one service writes and others read, with its root owned by `owner_uid` before
+        anyone mounts it: Docker would otherwise make it root's, or copy the ownership of whichever
+        image mounts it first. Returns the volume and the one-shot step to depend on."""
+        if purpose not in self._shared:
+            volume = docker.Volume(f"{self.host.name}-{purpose}", name=f"{self.prefix}-{purpose}", opts=self._on_host())
+            image = self._busybox()
+            owned = docker.Container(
+                f"{self.host.name}-{purpose}-init",
+                name=f"{self.prefix}-{purpose}-init",
+                image=image.image_id,
+                command=["chown", f"{owner_uid}:{owner_uid}", "/volume"],
+                volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/volume")],
+                attach=True,
+                must_run=False,
+                opts=self._on_host(),
+            )
+            self._shared[purpose] = (volume, owned)
+        return self._shared[purpose]
 
     def placed(self) -> pulumi.ResourceOptions:
         """Options that put a service component (and all it creates) on this host."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from components.catalog import EDGES, HA_ENDPOINTS, LAYERS, Edge
+from components.catalog import EDGES, EDGES_BY_ID, HA_ENDPOINTS, LAYERS, Edge
 from stacks.spec import StackSpec
 
 CONFIGURED, MISSING, NOT_APPLICABLE = "configured", "missing", "not_applicable"
@@ -44,6 +44,10 @@ def why_not_wanted(edge: Edge, spec: StackSpec) -> str | None:
     off = [needed for needed in edge.needs if spec.integrations.get(needed) is False]
     if off:
         return f"needs {', '.join(off)}, which is switched off (integrations.{off[0]}=false)"
+    for needed in map(EDGES_BY_ID.__getitem__, edge.needs):
+        reason = needed.not_applicable(spec) or why_not_wanted(needed, spec)
+        if reason:
+            return f"needs {needed.id}, which this stack does not get: {reason}"
     disabled = [name for name in edge.services if not spec.enabled(name)]
     if disabled:
         return "; ".join(f"service {name} is disabled (services.{name}.enabled=false)" for name in disabled)

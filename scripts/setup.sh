@@ -22,6 +22,11 @@ TEST_PROGRAMS=(
   "php:php-cli"
   "ruby:ruby"
   "openssl:openssl"
+  "git:git"
+)
+# Libraries the tests load, with no program to look for: installed unless dpkg has them.
+TEST_LIBRARIES=(
+  "ruby-activesupport"  # Redmine's settings script runs against real ActiveSupport
 )
 
 as_root() {
@@ -64,6 +69,6 @@ if [ "${1:-}" = "test" ]; then
   for entry in "${TEST_PROGRAMS[@]}"; do
     have_program "${entry%%:*}" || packages+=("${entry#*:}")
   done
-  apt_install "${packages[@]}"
+  apt_install "${packages[@]}" "${TEST_LIBRARIES[@]}"
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"

@@ -13,9 +13,15 @@ from typing import Any
 import pulumi
 
 from components import catalog
-from components.base import IntegrationEdge, Service
+from components.base import IntegrationEdge, Service, fail_unserved
+from components.container import alias_of
 from components.docker_host import DockerHostComponent
+from components.integrations.email import MailRelay
+from components.integrations.file_mirror import FileMirrorEdge
+from components.integrations.issue_tracker import IssueTrackerEdge
 from components.integrations.oidc import OidcClientEdge
+from components.integrations.project_link import ProjectLinkEdge
+from components.integrations.repository_mirror import RepositoryMirrorEdge
 from components.score import integration_report, is_wanted
 from components.services.alertmanager import Alertmanager
 from components.services.alloy import Alloy
@@ -36,6 +42,7 @@ from components.services.prometheus import Prometheus
 from components.services.redis import Redis
 from components.services.redis_exporter import RedisExporter
 from components.services.redmine import Redmine
+from components.services.repo_sync import RepoSync, repositories_volume
 from components.services.tempo import Tempo
 from components.services.uptime_kuma import UptimeKuma
 from components.services.wikijs import WikiJs
@@ -59,6 +66,22 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "sso-redmine",
     "sso-portainer",
     "sso-proxy",
+    "wiki-git-storage",
+    "tracker-gitea",
+    "commits-redmine",
+    "wiki-redmine",
+    "files-gitea",
+    "files-wikijs",
+    "files-redmine",
+    "chat-gitea",
+    "chat-wikijs",
+    "chat-redmine",
+    "chat-nextcloud",
+    "chat-alertmanager",
+    "chat-grafana",
+    "chat-uptime-kuma",
+    "email-alertmanager",
+    "email-uptime-kuma",
 })
 
 
@@ -106,13 +129,28 @@ def _consumers(edges: set[str], kind: str) -> tuple[str, ...]:
     return tuple(e.source for e in catalog.EDGES if e.kind == kind and e.id in edges)
 
 
-def build_platform(spec: StackSpec) -> Platform:
-    """Register every resource of the stack, in dependency order, under one graph."""
+def build_platform(spec: StackSpec, smtp_password: pulumi.Output[str] | None = None) -> Platform:
+    """Register every resource of the stack, in dependency order, under one graph.
+
+    `smtp_password` is the secret setting `smtp_password`, for the relay in `spec.smtp`.
+    """
+    try:
+        platform = _compose(spec, smtp_password)
+    finally:
+        # An API resource waiting for a proxy that never came would hang `pulumi up`: fail it instead.
+        unserved = fail_unserved()
+    if unserved:
+        raise RuntimeError(f"{unserved} need Caddy to serve them (their APIs are reached at their public URLs), but it does not")
+    return platform
+
+
+def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platform:
     problems = check_buildable(spec)
     if problems:
         raise ConfigError(problems)
     edges = planned_edges(spec)
     on = spec.enabled
+    mail_relay = MailRelay.from_spec(spec.smtp, smtp_password) if spec.smtp else None
     platform = Platform(spec)
     prefix = f"ceres-{pulumi.get_stack()}"
     for host in spec.hosts:
@@ -143,26 +181,65 @@ def build_platform(spec: StackSpec) -> Platform:
     if on("oauth2_proxy"):
         oauth2_proxy = platform.add(OAuth2Proxy(spec, apps, keycloak=keycloak))
 
-    # work apps
-    if on("gitea"):
-        platform.add(Gitea(spec, apps, postgres=backend(postgres, "db-gitea"), redis=backend(redis, "cache-gitea"),
-                           sso="sso-gitea" in edges))
-    if on("nextcloud"):
-        platform.add(Nextcloud(spec, apps, postgres=backend(postgres, "db-nextcloud"), redis=backend(redis, "cache-nextcloud"),
-                               sso="sso-nextcloud" in edges))
+    # work apps; the chat hub first, as every event source posts to it
+    mattermost = None
     if on("mattermost"):
-        platform.add(Mattermost(spec, apps, postgres=postgres, sso="sso-mattermost" in edges))
+        mattermost = platform.add(Mattermost(spec, apps, postgres=postgres, sso="sso-mattermost" in edges))
+    synced = {"tracker-gitea", "commits-redmine", "files-gitea", "files-wikijs"} & edges
+    # The containers Gitea's webhooks post to (Gitea refuses private addresses it is not told of).
+    webhook_hosts = [alias_of("mattermost")] if {"chat-gitea", "chat-wikijs"} & edges else []
+    webhook_hosts += [alias_of("repo_sync")] if synced else []
+    gitea = None
+    if on("gitea"):
+        gitea = platform.add(Gitea(spec, apps, postgres=backend(postgres, "db-gitea"), redis=backend(redis, "cache-gitea"),
+                                   sso="sso-gitea" in edges, chat=backend(mattermost, "chat-gitea"),
+                                   webhook_hosts=webhook_hosts))
+    # The volume the repo sync writes and Redmine and Nextcloud read: made before any of them.
+    repositories = repositories_volume(apps) if synced else None
+    redmine = None
     if on("redmine"):
-        platform.add(Redmine(spec, apps, postgres=backend(postgres, "db-redmine"), sso="sso-redmine" in edges))
+        redmine = platform.add(Redmine(spec, apps, postgres=backend(postgres, "db-redmine"), sso="sso-redmine" in edges,
+                                       chat=backend(mattermost, "chat-redmine"),
+                                       repositories=repositories if "commits-redmine" in edges else None))
+    wikijs = None
     if on("wikijs"):
-        platform.add(WikiJs(spec, apps, postgres=backend(postgres, "db-wikijs"), sso="sso-wikijs" in edges))
+        wikijs = platform.add(WikiJs(spec, apps, postgres=backend(postgres, "db-wikijs"), sso="sso-wikijs" in edges,
+                                     gitea=backend(gitea, "wiki-git-storage"), chat=backend(mattermost, "chat-wikijs")))
+    if synced:
+        sync = platform.add(RepoSync(
+            spec, apps, gitea=gitea, redmine=redmine if {"tracker-gitea", "commits-redmine"} & synced else None,
+            wiki=wikijs.git_storage if "files-wikijs" in synced else None, repositories=repositories,
+        ))
+        if "tracker-gitea" in edges:
+            IssueTrackerEdge(gitea, redmine, sync)
+        if "commits-redmine" in edges:
+            RepositoryMirrorEdge(redmine, gitea)
+    if "wiki-redmine" in edges:
+        ProjectLinkEdge(redmine, wikijs)
+    if on("nextcloud"):
+        nextcloud = platform.add(Nextcloud(
+            spec, apps, postgres=backend(postgres, "db-nextcloud"), redis=backend(redis, "cache-nextcloud"),
+            sso="sso-nextcloud" in edges, chat=backend(mattermost, "chat-nextcloud"),
+            repositories=repositories if {"files-gitea", "files-wikijs"} & edges else None,
+            show_projects="files-gitea" in edges, show_wiki="files-wikijs" in edges,
+            redmine_files=redmine.files_volume if "files-redmine" in edges else None,
+        ))
+        for source in ("gitea", "wikijs", "redmine"):
+            if f"files-{source}" in edges:
+                FileMirrorEdge(platform.services[source], nextcloud)
 
     # observability
-    alertmanager = platform.add(Alertmanager(spec, apps)) if on("alertmanager") else None
+    alertmanager = None
+    if on("alertmanager"):
+        alertmanager = platform.add(Alertmanager(
+            spec, apps, chat=backend(mattermost, "chat-alertmanager"),
+            mail=mail_relay if "email-alertmanager" in edges else None,
+        ))
     if on("prometheus"):
         platform.add(Prometheus(spec, apps, alertmanager=alertmanager))
     if on("grafana"):
-        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana"), sso="sso-grafana" in edges))
+        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana"), sso="sso-grafana" in edges,
+                             chat=backend(mattermost, "chat-grafana")))
     if on("loki"):
         loki = platform.add(Loki(spec, apps, alertmanager_url=alertmanager.internal_url if alertmanager else None))
         if on("alloy"):
@@ -174,7 +251,8 @@ def build_platform(spec: StackSpec) -> Platform:
     if on("cadvisor"):
         platform.add(CAdvisor(spec, apps))
     if on("uptime_kuma"):
-        platform.add(UptimeKuma(spec, apps))
+        platform.add(UptimeKuma(spec, apps, chat=backend(mattermost, "chat-uptime-kuma"),
+                                mail=mail_relay if "email-uptime-kuma" in edges else None))
 
     # operations and the edge
     if on("portainer"):

@@ -26,4 +26,5 @@ def run() -> dict[str, Any]:
     """Build the stack; return its outputs. Raises ConfigError before registering anything."""
     raw, secret_keys = stack_config()
     spec = load_spec(pulumi.get_stack(), raw, secret_keys)
-    return build_platform(spec).outputs()
+    smtp_password = pulumi.Config("ceres").get_secret("smtp_password")
+    return build_platform(spec, smtp_password).outputs()

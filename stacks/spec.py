@@ -74,6 +74,8 @@ DockerUrl = Annotated[str, matching(r"^(unix:///.+|ssh://[A-Za-z0-9._-]+@[A-Za-z
 IPv4 = Annotated[str, matching(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$", "must be an IPv4 address free on the hosts' network, e.g. 10.0.0.100")]
 # Mattermost channel names and Gitea's Slack-type `channel` agree on this alphabet.
 ChannelName = Annotated[str, matching(r"^[a-z0-9_-]{1,64}$", "must be 1-64 of lowercase letters, digits, '-' and '_'")]
+# Gitea's rule for user and organisation names is wider (AlphaDashDot, 40); this also makes a fine URL path.
+OrganizationName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,39}$", "must start with a letter, then 1-39 lowercase letters, digits or '-'")]
 TeamName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,63}$", "must start with a letter, then 1-63 lowercase letters, digits or '-'")]
 Cron = Annotated[str, AfterValidator(cron)]
 PrivateSubnet = Annotated[str, AfterValidator(private_subnet)]
@@ -99,10 +101,15 @@ class MattermostSpec(ServiceSpec):
     edition: Literal["team", "enterprise"]
 
 
+class GiteaSpec(ServiceSpec):
+    # The organisation that holds project repositories; its webhook posts their events to chat.
+    organization: OrganizationName
+
+
 class Services(Strict):
     keycloak: ServiceSpec
     nextcloud: ServiceSpec
-    gitea: ServiceSpec
+    gitea: GiteaSpec
     mattermost: MattermostSpec
     redmine: ServiceSpec
     wikijs: ServiceSpec
@@ -123,6 +130,7 @@ class Services(Strict):
     uptime_kuma: ServiceSpec
     portainer: ServiceSpec
     backup: ServiceSpec
+    repo_sync: ServiceSpec
 
     def get(self, name: str) -> ServiceSpec:
         return getattr(self, name)
@@ -202,6 +210,8 @@ class SmtpSpec(Strict):
     from_address: Email
     username: str | None = None
     starttls: bool = True
+    # Who alert e-mail goes to (Alertmanager's critical alerts, Uptime Kuma's monitors).
+    alert_recipients: tuple[Email, ...] = Field(min_length=1)
 
 
 

@@ -22,7 +22,7 @@ BASE: dict[str, Any] = {
     "services": {
         "keycloak": _service("quay.io/keycloak/keycloak:26.3.3", 1024, "keycloak"),
         "nextcloud": _service("nextcloud:31.0.8-apache", 1024, "nextcloud"),
-        "gitea": _service("gitea/gitea:1.24.6", 512, "gitea"),
+        "gitea": _service("gitea/gitea:1.24.6", 512, "gitea") | {"organization": "ceres"},
         # 10.11 is the last ESR whose GitLab SSO works in Team Edition (Mattermost 11 moved it to Professional).
         "mattermost": _service("mattermost/mattermost-team-edition:10.11.2", 1024, "mattermost")
         | {"edition": "team"},
@@ -46,6 +46,8 @@ BASE: dict[str, Any] = {
         "uptime_kuma": _service("louislam/uptime-kuma:1.23.16", 256, "status"),
         "portainer": _service("portainer/portainer-ce:2.33.1", 256, "portainer"),
         "backup": _service("restic/restic:0.18.0", 512),
+        # The repo sync worker's base: CERES adds git and its program (components/config/repo_sync.py).
+        "repo_sync": _service("python:3.13.7-alpine3.22", 128),
     },
     "ha": {
         "enabled": False,

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator, TypeVar
 
 from cli.offline import OfflineEngine, OfflineRun, Recorded
+from components.base import Service
 from components.docker_host import DockerHostComponent
 from stacks.load import load_spec
 from stacks.spec import StackSpec
@@ -48,6 +49,13 @@ def run_components(build: Callable[[StackSpec, DockerHostComponent], Any], stack
     engine = OfflineEngine(stack, config, secret_keys)
     engine.run(program)
     return OfflineRun(stack, engine.monitor.recorded, {})
+
+
+def served_without_proxy(*services: Service) -> None:
+    """Resolve each service's `reachable_url` as if Caddy served it (its own container stands in),
+    for tests that build an app without the proxy but with the API resources that wait for it."""
+    for service in services:
+        service.served_through(service.container.container)
 
 
 def build_one(make: Callable[[StackSpec, DockerHostComponent], T], **settings: Any) -> tuple[OfflineRun, T]:

@@ -19,6 +19,12 @@ import yaml
 # Absolute: Alertmanager resolves only template paths against the config directory.
 SECRETS_DIR = "/etc/alertmanager/secrets"
 DEFAULT_RECEIVER = "default"
+# Slack's default text is empty and its title holds only labels: without this, chat never shows an
+# alert's summary (seen with Alertmanager 0.25 posting to a Mattermost-format receiver).
+CHAT_TEXT = (
+    '{{ range .Alerts }}{{ .Annotations.summary }}'
+    '{{ if .Annotations.description }}: {{ .Annotations.description }}{{ end }}\n{{ end }}'
+)
 SEVERITIES = ("critical", "warning", "info")
 
 # A secret value (a pulumi Output[str] in the service); this module only ever names its file.
@@ -27,6 +33,8 @@ Secret = Any
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _SMARTHOST = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
 _EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+# Prometheus' duration syntax (common/model.ParseDuration): units largest first, each at most once.
+_DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 
 
 def _check_receiver(name: str, severities: tuple[str, ...]) -> None:
@@ -67,6 +75,7 @@ class ChatReceiver:
             "api_url_file": self.hook_url_file,
             "channel": self.channel,
             "username": self.username,
+            "text": CHAT_TEXT,
             "send_resolved": self.send_resolved,
         }]}
 
@@ -132,11 +141,41 @@ class Smtp:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """How the top route batches notifications (Prometheus durations such as "30s", "5m", "4h").
+
+    `group_wait`: how long a new group waits for more alerts before its first notification (so the
+    first alert reaches chat about this late); `group_interval`: how often a group already notified
+    sends what changed, resolutions included; `repeat_interval`: how often a still-firing group is
+    sent again. The defaults suit production; tests shorten them to see deliveries in seconds.
+    """
+
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+
+    def __post_init__(self) -> None:
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not _DURATION.match(value):
+                raise ValueError(f"timing {key}={value!r}: use a Prometheus duration such as '30s', '5m' or '1h30m'")
+        # Alertmanager refuses a zero group_interval or repeat_interval when it loads the config.
+        for key in ("group_interval", "repeat_interval"):
+            if not re.search(r"[1-9]", getattr(self, key)):
+                raise ValueError(f"timing {key}={getattr(self, key)!r} must be more than zero")
+
+    def render(self) -> dict[str, str]:
+        return {"group_wait": self.group_wait, "group_interval": self.group_interval,
+                "repeat_interval": self.repeat_interval}
+
+
+@dataclass(frozen=True)
 class AlertmanagerSettings:
     """The receivers alerts go to. With none, alerts are kept (UI, API) but delivered nowhere."""
 
     receivers: tuple[Receiver, ...] = ()
     smtp: Smtp | None = None
+    timing: Timing = Timing()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "receivers", tuple(self.receivers))
@@ -158,9 +197,7 @@ def alertmanager_yml(settings: AlertmanagerSettings) -> str:
     config["route"] = {
         "receiver": DEFAULT_RECEIVER,
         "group_by": ["alertname", "severity"],
-        "group_wait": "30s",
-        "group_interval": "5m",
-        "repeat_interval": "4h",
+        **settings.timing.render(),
     }
     if settings.receivers:
         config["route"]["routes"] = [_route(receiver) for receiver in settings.receivers]

@@ -20,13 +20,16 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """The admin account and the platform's API token, made once with Gitea's own CLI."""
+    """An account and its API token, made once with Gitea's own CLI: the admin with the
+    platform's all-scopes token, or (`admin=False`) a bot with a narrower one."""
 
     admin_username: str
     admin_email: str
     token_name: str
     # Gitea's API from inside its container, for the one call the CLI lacks (deleting a token).
     api_url: str
+    admin: bool = True
+    token_scopes: str = "all"
 
     def __post_init__(self) -> None:
         for value in (self.admin_username, self.token_name):
@@ -36,6 +39,8 @@ class Bootstrap:
             raise ValueError(f"{self.admin_email!r} is not a plain e-mail address")
         if not re.match(r"^http://localhost:\d+/api/v1$", self.api_url):
             raise ValueError(f"{self.api_url!r}: the bootstrap talks to Gitea at http://localhost:<port>/api/v1")
+        if not re.match(r"^[a-z:,-]+$", self.token_scopes):
+            raise ValueError(f"{self.token_scopes!r}: token scopes are Gitea scope names, comma-separated")
 
 
 def bootstrap_script(bootstrap: Bootstrap) -> str:
@@ -54,17 +59,18 @@ def bootstrap_script(bootstrap: Bootstrap) -> str:
     admin, email = shlex.quote(bootstrap.admin_username), shlex.quote(bootstrap.admin_email)
     token, api = shlex.quote(bootstrap.token_name), shlex.quote(bootstrap.api_url)
     password = f'"${ADMIN_PASSWORD_VARIABLE}"'
+    kind, admin_flag = ("admin", " --admin") if bootstrap.admin else ("user", "")
     return f"""\
 set -eu
 : "${{{ADMIN_PASSWORD_VARIABLE}:?is not set}}"
 # Quoted into curl's config below: the generated passwords are letters and digits only.
 case {password} in *[!A-Za-z0-9]*) echo "{ADMIN_PASSWORD_VARIABLE} must be letters and digits" >&2; exit 1 ;; esac
 
-admins=$(gitea admin user list --admin </dev/null)
-if printf '%s\\n' "$admins" | awk -v name={admin} 'NR > 1 && $2 == name {{ found = 1 }} END {{ exit !found }}'; then
-    echo "gitea: admin {bootstrap.admin_username} exists" >&2
+users=$(gitea admin user list{admin_flag} </dev/null)
+if printf '%s\\n' "$users" | awk -v name={admin} 'NR > 1 && $2 == name {{ found = 1 }} END {{ exit !found }}'; then
+    echo "gitea: {kind} {bootstrap.admin_username} exists" >&2
 else
-    gitea admin user create --admin --username {admin} --email {email} \\
+    gitea admin user create{admin_flag} --username {admin} --email {email} \\
         --password {password} --must-change-password=false </dev/null >&2
 fi
 
@@ -75,17 +81,21 @@ case "$status" in
     404) ;;
     *) echo "gitea: deleting the old {bootstrap.token_name} token answered HTTP $status" >&2; exit 1 ;;
 esac
-gitea admin user generate-access-token --username {admin} --token-name {token} --scopes all --raw </dev/null
+gitea admin user generate-access-token --username {admin} --token-name {token} --scopes {bootstrap.token_scopes} --raw </dev/null
 """
 
 
-def webhook_allowed_hosts(domain: str) -> str:
-    """Webhooks may reach the internet (Gitea's default) and the platform's own hosts.
+def webhook_allowed_hosts(domain: str, internal_hosts: tuple[str, ...] = ()) -> str:
+    """Webhooks may reach the internet (Gitea's default), the platform's own hosts, and the
+    named containers (the chat hub's internal address).
 
     Not `private`: Gitea sits on the data network, and a user's webhook must not reach Redis or
     PostgreSQL. Gitea matches the patterns against the host name before resolving it.
     """
-    return f"external,*.{domain}"
+    for name in internal_hosts:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", name):
+            raise ValueError(f"{name!r} is not a container name Gitea may send webhooks to")
+    return ",".join(("external", f"*.{domain}", *internal_hosts))
 
 
 # Single sign-on: the realm as an OpenID Connect login source. Gitea derives the callback from

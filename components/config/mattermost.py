@@ -127,22 +127,23 @@ def datasource(user: str, password: str, host: str, port: int, database: str) ->
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """What the first run makes: a system admin, the team, its channels and the bot in them."""
+    """What the first run makes: a system admin and the bot the chat integrations act as.
+
+    The team and its channels are the Mattermost provider's (`components/providers/mattermost.py`):
+    the bot creates the team through the API, which makes it the team's admin, allowed to manage
+    the team's incoming webhooks without being a system admin.
+    """
 
     admin_email: str
     bot_email: str
-    team: str
-    channels: tuple[str, ...]
     admin_username: str = ADMIN_USERNAME
     bot_username: str = BOT_USERNAME
 
     def __post_init__(self) -> None:
-        for name in (self.team, *self.channels, self.admin_username, self.bot_username):
+        for name in (self.admin_username, self.bot_username):
             _checked(_NAME, name, "name")
         for email in (self.admin_email, self.bot_email):
             _checked(_EMAIL, email, "e-mail")
-        if not self.channels:
-            raise ValueError("the Mattermost bootstrap needs at least one channel")
 
 
 _PRELUDE = f"""\
@@ -157,13 +158,12 @@ mm() {{ mmctl --local "$@"; }}
 
 
 def setup_script(bootstrap: Bootstrap) -> str:
-    """Idempotent: each user, team, channel and membership is looked up before it is made.
+    """Idempotent: each user is looked up before it is made.
 
     The admin's password comes from $MM_ADMIN_PASSWORD and reaches the server in a request body
     on stdin (`mmctl user create` only takes it as an argument, visible in the process list).
     """
     q = shlex.quote
-    channels = " ".join(dict.fromkeys(bootstrap.channels))
     return _PRELUDE + f"""\
 : "${{{ADMIN_PASSWORD_VARIABLE}:?{ADMIN_PASSWORD_VARIABLE} is not set}}"
 
@@ -171,8 +171,6 @@ ADMIN={q(bootstrap.admin_username)}
 ADMIN_EMAIL={q(bootstrap.admin_email)}
 BOT={q(bootstrap.bot_username)}
 BOT_EMAIL={q(bootstrap.bot_email)}
-TEAM={q(bootstrap.team)}
-CHANNELS={q(channels)}
 
 # JSON string content: sed gets the value on stdin, never as an argument.
 json_text() {{ printf '%s' "$1" | sed -e 's/\\\\/\\\\\\\\/g' -e 's/"/\\\\"/g'; }}
@@ -195,23 +193,6 @@ else
 fi
 mm roles system-admin "$ADMIN" >/dev/null
 
-if mm team list | grep -qx "$TEAM"; then
-  log "team $TEAM exists"
-else
-  mm team create --name "$TEAM" --display-name "$TEAM" >/dev/null
-  log "created team $TEAM"
-fi
-
-existing_channels=$(mm channel list "$TEAM")
-for channel in $CHANNELS; do
-  if printf '%s\\n' "$existing_channels" | grep -Eq "^$channel( |\\$)"; then
-    log "channel $TEAM:$channel exists"
-  else
-    mm channel create --team "$TEAM" --name "$channel" --display-name "$channel" >/dev/null
-    log "created channel $TEAM:$channel"
-  fi
-done
-
 if is_bot "$BOT"; then
   log "bot $BOT exists"
 else
@@ -223,10 +204,6 @@ else
   log "created bot $BOT"
 fi
 
-mm team users add "$TEAM" "$ADMIN" "$BOT" >/dev/null
-for channel in $CHANNELS; do
-  mm channel users add "$TEAM:$channel" "$BOT" >/dev/null
-done
 log "bootstrap done"
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import pulumi
 
@@ -10,7 +10,12 @@ from components.base import Service
 from components.config import alertmanager as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.chat import ChatWebhookEdge
+from components.integrations.email import EmailEdge, MailRelay
 from stacks.spec import StackSpec
+
+if TYPE_CHECKING:
+    from components.services.mattermost import Mattermost
 
 CONFIG_FILE = "/etc/alertmanager/alertmanager.yml"
 
@@ -18,8 +23,10 @@ CONFIG_FILE = "/etc/alertmanager/alertmanager.yml"
 class Alertmanager(Service):
     """On the monitoring network only; its UI is gated behind SSO by the routing issue.
 
-    `receivers` and `smtp` are the typed inputs of `components.config.alertmanager`; their
-    secrets (hook URLs, the SMTP password) are uploaded as secret files the config names.
+    With `chat`, critical and warning alerts (and their resolution) go to the alerts channel;
+    with `mail`, critical ones are also mailed to the relay's recipients, so an alert still
+    reaches someone when chat is down. Secrets (the hook URL, the relay password) reach the
+    container as secret files the config names.
     """
 
     HTTP_PORT = 9093
@@ -29,11 +36,25 @@ class Alertmanager(Service):
         spec: StackSpec,
         host: DockerHostComponent,
         *,
-        receivers: Sequence[config.Receiver] = (),
-        smtp: config.Smtp | None = None,
+        chat: Mattermost | None = None,
+        mail: MailRelay | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("alertmanager", pulumi.ResourceOptions.merge(host.placed(), opts))
+        receivers: list[config.Receiver] = []
+        smtp = None
+        self.chat = ChatWebhookEdge(self, chat, "alerts", username="Alertmanager") if chat is not None else None
+        if self.chat is not None:
+            receivers.append(config.ChatReceiver(
+                name="chat", channel=self.chat.channel_name, hook_url=self.chat.hook_url, username=self.chat.username,
+            ))
+        self.mail = EmailEdge(self, mail) if mail is not None else None
+        if mail is not None:
+            receivers.append(config.EmailReceiver(name="email", to=mail.recipients))
+            smtp = config.Smtp(
+                smarthost=mail.smarthost, from_address=mail.from_address,
+                username=mail.username, password=mail.password, require_tls=mail.starttls,
+            )
         settings = config.AlertmanagerSettings(receivers=tuple(receivers), smtp=smtp)
         self.url = spec.public_url("alertmanager")
         self.container = ServiceContainer(

@@ -87,6 +87,8 @@ class Caddy(Service):
             files={CADDYFILE: config.caddyfile(settings)},
             healthcheck=HEALTHCHECK,
         )
+        for route in self.routes:
+            route.target.served_through(self.container.container)
         self.register_outputs({
             "sites": [route.site_host for route in self.routes],
             "gated": [route.site_host for route in self.routes if route.gate is not None],

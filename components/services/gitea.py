@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import pulumi
 import pulumi_command as command
+import pulumi_random as random
 
 from components.base import Service
 from components.bootstrap import ContainerScript
@@ -11,11 +14,19 @@ from components.config import gitea as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.cache import CacheEdge
+from components.integrations.chat import ChatWebhookEdge
 from components.integrations.database import DatabaseEdge
 from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
+from components.providers import gitea as api
 from components.services.redis import Redis
 from stacks.spec import StackSpec
+
+if TYPE_CHECKING:
+    from components.services.mattermost import Mattermost
+
+# What reaches the dev channel from every project repository.
+DEV_CHANNEL_EVENTS = ("push", "pull_request", "issues", "release")
 
 
 class Gitea(Service):
@@ -26,6 +37,11 @@ class Gitea(Service):
     Bootstraps an admin and the platform's API token; serves /metrics behind a bearer token.
     With `sso`, people sign in through the realm (an OpenID Connect login source; members of the
     admin group are Gitea admins); the bootstrap admin stays as a break-glass local login.
+    `webhook_hosts` are the containers its webhooks may reach (Gitea refuses private addresses
+    otherwise): the chat hub, the repo sync. With `chat`, the projects organisation
+    (`services.gitea.organization`) gets a webhook that posts its repositories' pushes, pull
+    requests, issues and releases to the dev channel; the Gitea provider makes both through the
+    API at the public URL, so they wait for Caddy.
     """
 
     HTTP_PORT = 3000
@@ -38,6 +54,8 @@ class Gitea(Service):
         postgres: PostgreSQL | None = None,
         redis: Redis | None = None,
         sso: bool = False,
+        chat: Mattermost | None = None,
+        webhook_hosts: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("gitea", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -63,7 +81,7 @@ class Gitea(Service):
             pulumi.Output.concat("GITEA__security__INTERNAL_TOKEN=", internal_token),
             "GITEA__metrics__ENABLED=true",
             pulumi.Output.concat("GITEA__metrics__TOKEN=", metrics_token),
-            f"GITEA__webhook__ALLOWED_HOST_LIST={config.webhook_allowed_hosts(spec.domain)}",
+            f"GITEA__webhook__ALLOWED_HOST_LIST={config.webhook_allowed_hosts(spec.domain, tuple(webhook_hosts))}",
         ]
         networks = [host.edge_network]
         depends_on: list[pulumi.Resource] = []
@@ -118,11 +136,63 @@ class Gitea(Service):
             secret_output=True,
         )
         self.url = root_url
+        self._domain = spec.domain
         self.admin_username = config.ADMIN_USERNAME
         self.admin_password: pulumi.Output[str] = admin_password
         self.api_token: pulumi.Output[str] = pulumi.Output.secret(bootstrap.output)
         self.metrics_token: pulumi.Output[str] = metrics_token
+        self._verify_tls = spec.tls.mode != "internal"
+        self._organization_name = service.organization
+        self._organization: api.Organization | None = None
+        self.chat = ChatWebhookEdge(self, chat, "dev", username="Gitea") if chat is not None else None
+        if self.chat is not None:
+            api.Webhook(
+                "chat-gitea-webhook", scope="org", owner=service.organization, url=self.chat.hook_url,
+                channel=self.chat.channel_name, events=list(DEV_CHANNEL_EVENTS), username="Gitea",
+                **self.api_access(), opts=pulumi.ResourceOptions(parent=self.chat, depends_on=[self.projects_organization()]),
+            )
         self.register_outputs({"url": root_url})
+
+    def projects_organization(self) -> api.Organization:
+        """The organisation that holds project repositories (`services.gitea.organization`), made
+        through the API once something needs it: its chat hook, the repo sync's hook."""
+        if self._organization is None:
+            name = self._organization_name
+            self._organization = api.Organization(
+                "gitea-organization", org_name=name, full_name=f"{name} projects", visibility="private",
+                **self.api_access(), opts=self.child(),
+            )
+        return self._organization
+
+    def api_access(self) -> dict[str, pulumi.Input]:
+        """What the Gitea provider's resources connect with: the public URL (once Caddy serves it),
+        the admin API token from the bootstrap (a secret), and whether to check TLS."""
+        return {"api_url": self.reachable_url, "token": self.api_token, "verify_tls": self._verify_tls}
+
+    def bot_account(self, owner: pulumi.Resource, username: str, scopes: str) -> pulumi.Output[str]:
+        """A plain (non-admin) account for another service, made under `owner` (the edge that needs
+        it) with Gitea's CLI; returns its API token (a secret), which is also its git password."""
+        password = random.RandomPassword(f"{username}-password", length=32, special=False,
+                                         opts=pulumi.ResourceOptions(parent=owner)).result
+        account = ContainerScript(
+            owner,
+            f"{username}-account",
+            container=self.container,
+            host=self._host,
+            script=config.bootstrap_script(config.Bootstrap(
+                admin_username=username,
+                admin_email=f"{username}@{self._domain}",
+                token_name=username,
+                api_url=f"http://localhost:{self.HTTP_PORT}/api/v1",
+                admin=False,
+                token_scopes=scopes,
+            )),
+            env={config.ADMIN_PASSWORD_VARIABLE: password},
+            user="git",
+            secret_output=True,
+            depends_on=[self.bootstrap.command],
+        )
+        return pulumi.Output.secret(account.output)
 
     def apply_sso(self, edge: OidcClientEdge) -> None:
         """The login source, once its Keycloak client exists; then a restart if it changed."""

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi
+import pulumiverse_grafana as grafana
 
 from components.base import Service
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.chat import ChatWebhookEdge
 from components.integrations.database import DatabaseEdge
 from components.integrations.oidc import OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
+
+if TYPE_CHECKING:
+    from components.services.mattermost import Mattermost
 
 SECRETS_DIR = "/etc/grafana/secrets"
 
@@ -22,6 +29,11 @@ class Grafana(Service):
 
     Every secret reaches Grafana as a file through its `GF_<SECTION>_<KEY>__FILE` convention, so
     none shows in `docker inspect`.
+
+    With the chat-grafana edge, Grafana alerts go to the alerts channel: Grafana has no Mattermost
+    contact point, so a Slack-type one posts to Mattermost's hook, and the notification policy makes
+    it the default. Both are made through Grafana's API at its public URL, once the proxy serves it
+    (`reachable_url`).
     """
 
     HTTP_PORT = 3000
@@ -33,6 +45,7 @@ class Grafana(Service):
         *,
         postgres: PostgreSQL | None,
         sso: bool = False,
+        chat: Mattermost | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("grafana", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -93,7 +106,46 @@ class Grafana(Service):
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/api/health", tool="curl", start_period="120s"),
             depends_on=depends_on,
         )
+        self.chat: ChatWebhookEdge | None = None
+        if chat is not None:
+            self._alert_to_chat(spec, chat)
         self.register_outputs({"url": self.url, "internal_url": self.internal_url})
+
+    def _alert_to_chat(self, spec: StackSpec, chat: Mattermost) -> None:
+        """The chat-grafana edge: a provider signed in as the admin, the contact point, the policy."""
+        self.chat = ChatWebhookEdge(self, chat, "alerts", username="Grafana")
+        admin = grafana.Provider(
+            "grafana-admin",
+            url=self.reachable_url,
+            auth=pulumi.Output.secret(pulumi.Output.concat(self.admin_username, ":", self.admin_password)),
+            # Caddy's internal CA (dev) is not in the deploying machine's trust store; ACME
+            # certificates (prod) are, and are verified.
+            insecure_skip_verify=spec.tls.mode == "internal",
+            opts=pulumi.ResourceOptions(parent=self.chat, depends_on=[self.container.container]),
+        )
+        on_grafana = pulumi.ResourceOptions(parent=self.chat, provider=admin)
+        contact_point = grafana.alerting.ContactPoint(
+            "grafana-chat-contact-point",
+            name="Mattermost",
+            slacks=[grafana.alerting.ContactPointSlackArgs(
+                url=self.chat.hook_url,
+                recipient=self.chat.channel_name,
+                username=self.chat.username,
+            )],
+            opts=on_grafana,
+        )
+        # The policy tree is global: this makes the contact point every alert's default.
+        grafana.alerting.NotificationPolicy(
+            "grafana-notification-policy",
+            contact_point=contact_point.name,
+            group_bies=["alertname"],
+            # Grafana's own defaults: a first message after 30s, news of a group every 5 minutes,
+            # a still-firing alert again after 4 hours.
+            group_wait="30s",
+            group_interval="5m",
+            repeat_interval="4h",
+            opts=on_grafana,
+        )
 
     @staticmethod
     def _sso_envs(login: OidcLogin) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi
 
 from components.base import Service
@@ -11,8 +13,21 @@ from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.database import DatabaseEdge
 from components.integrations.oidc import OidcLogin, UserClaim, oidc_login
+from components.providers import mattermost as api
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
+
+if TYPE_CHECKING:
+    from components.integrations.chat import ChatWebhookEdge
+
+# What each channel is for, shown as its purpose in Mattermost (keys of `spec.chat.channels`).
+CHANNEL_PURPOSES = {
+    "dev": "Commits, pull requests, issues and releases from Gitea; wiki edits",
+    "projects": "New and updated tasks from Redmine",
+    "ops": "Operations notices",
+    "alerts": "Alerts from Alertmanager, Grafana and Uptime Kuma",
+    "files": "Uploads and shares in Nextcloud project folders",
+}
 
 # What Mattermost's GitLab provider reads from the userinfo response (model/gitlab/gitlab.go:
 # `id` int64, non-zero, stored as the account's AuthData; `username`; `email`). `name` comes from
@@ -36,9 +51,12 @@ GITLAB_CLAIMS = (
 class Mattermost(Service):
     """Mattermost behind Caddy at its public URL, on its own PostgreSQL database (it supports no other).
 
-    Its first run makes a system admin, the chat team with its channels, and a bot whose access
-    token the chat integrations use. That bootstrap runs `sh`, `curl` and `mmctl` inside the
-    container, as the 10.11 image has them; later images are distroless.
+    Its first run makes a system admin and a bot; the bot's access token then drives the
+    Mattermost provider, which creates the chat team (making the bot its team admin), one channel
+    per `spec.chat.channels` entry, and each event source's incoming webhook (`incoming_webhook`).
+    The provider calls the API at the public URL, so those resources wait for Caddy. The
+    bootstrap runs `sh`, `curl` and `mmctl` inside the container, as the 10.11 image has them;
+    later images are distroless.
 
     With the sso-mattermost edge, people sign in through the realm: on Team Edition (the pinned
     10.11 ESR, which uses no Redis either) through its GitLab provider pointed at Keycloak; with
@@ -78,8 +96,9 @@ class Mattermost(Service):
             "mattermost",
             spec=spec.services.mattermost,
             host=host,
-            # The edge network also reaches Keycloak's internal endpoints.
-            networks=[host.edge_network, host.data_network],
+            # The edge network also reaches Keycloak's internal endpoints; Alertmanager posts alerts
+            # from the monitoring network.
+            networks=[host.edge_network, host.data_network, host.monitoring_network],
             envs=envs,
             volumes=config.VOLUMES,
             # The 10.11 image ships curl, but Mattermost's images from 10.12 on are distroless (no
@@ -97,8 +116,6 @@ class Mattermost(Service):
             script=config.setup_script(config.Bootstrap(
                 admin_email=f"{config.ADMIN_USERNAME}@{spec.domain}",
                 bot_email=f"{config.BOT_USERNAME}@{spec.domain}",
-                team=self.team,
-                channels=tuple(spec.chat.channels.model_dump().values()),
             )),
             env={config.ADMIN_PASSWORD_VARIABLE: admin_password},
             user=config.CONTAINER_USER,
@@ -118,7 +135,40 @@ class Mattermost(Service):
         self.admin_password = admin_password
         self.bot_username = config.BOT_USERNAME
         self.bot_token = pulumi.Output.secret(token.output)
-        self.register_outputs({"url": self.url, "team": self.team})
+        self._channel_names: dict[str, str] = spec.chat.channels.model_dump()
+        self._api = {"api_url": self.reachable_url, "token": self.bot_token, "verify_tls": spec.tls.mode != "internal"}
+        self.team_resource = api.Team(
+            "mattermost-team", team_name=self.team, display_name=self.team.capitalize(), **self._api,
+            opts=self.child(depends_on=[token.command]),
+        )
+        self.channels = {
+            purpose: api.Channel(
+                f"mattermost-channel-{purpose}", team_id=self.team_resource.team_id, channel_name=name,
+                display_name=name.capitalize(), purpose=CHANNEL_PURPOSES[purpose], **self._api, opts=self.child(),
+            )
+            for purpose, name in self._channel_names.items()
+        }
+        self.register_outputs({"url": self.url, "team": self.team, "channels": self._channel_names})
+
+    def channel_name(self, purpose: str) -> str:
+        if purpose not in self._channel_names:
+            raise ValueError(f"no chat channel for {purpose!r}; the channels are {sorted(self._channel_names)}")
+        return self._channel_names[purpose]
+
+    def incoming_webhook(self, edge: ChatWebhookEdge, purpose: str, *, username: str, description: str) -> api.IncomingWebhook:
+        """A hook locked to the channel for `purpose`, owned by `edge`; its `hook_id` is secret."""
+        self.channel_name(purpose)
+        return api.IncomingWebhook(
+            f"{edge.edge.id}-hook",
+            channel_id=self.channels[purpose].channel_id,
+            display_name=f"CERES {username}"[:64],
+            description=description[:500],
+            username=username,
+            # The source cannot post elsewhere with a `channel` override in its payload.
+            channel_locked=True,
+            **self._api,
+            opts=pulumi.ResourceOptions(parent=edge),
+        )
 
     def _sso_envs(self, spec: StackSpec, edition: str) -> list[pulumi.Input[str]]:
         if edition == "team":

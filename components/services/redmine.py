@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_keycloak as keycloak
 from pulumi_keycloak import openid
 
 from components.base import Service
 from components.bootstrap import ContainerScript
 from components.config import redmine as config
-from components.container import ServiceContainer, http_check
+from components.container import ServiceContainer, SharedVolume, http_check
 from components.docker_host import DockerHostComponent
+from components.images import build_on_host
+from components.integrations.chat import ChatWebhookEdge
 from components.integrations.database import DatabaseEdge
 from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
 
-# pulumi-docker builds from a context directory on the deploying machine (relative to the
-# project, where Pulumi runs the program); the Dockerfile there is config.dockerfile's output.
-BUILD_ROOT = Path(".ceres/build")
+if TYPE_CHECKING:
+    from components.services.mattermost import Mattermost
+
+FILES_VOLUME = "redmine-files"
 
 
 class Redmine(Service):
@@ -34,6 +36,15 @@ class Redmine(Service):
     config.redmine for why that plugin) and signs people in through the realm. Members of the
     admin group are Redmine administrators, members of the user group plain users; the plugin
     sets the admin flag at every sign-in and refuses anyone in neither group. The local admin stays.
+
+    With the chat-redmine edge, the derived image also carries redmine_messenger, configured at
+    bootstrap to post new and updated tasks to the projects channel through Mattermost's hook.
+
+    With `repositories` (the repo-sync worker's volume, mounted read-only where the worker mounts
+    it, so a mirror's path is the same in both), `link_commits` turns commit messages into issue
+    links and status changes (commits-redmine); `link_wiki` points every project at its Wiki.js
+    space instead of Redmine's own wiki (wiki-redmine). `files_volume` is the attachments volume's
+    name, for Nextcloud to show (files-redmine).
     """
 
     HTTP_PORT = 3000
@@ -45,15 +56,18 @@ class Redmine(Service):
         *,
         postgres: PostgreSQL | None,
         sso: bool = False,
+        chat: Mattermost | None = None,
+        repositories: SharedVolume | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("redmine", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self.repositories = repositories
         self.url = spec.public_url("redmine")
         secret_key_base = self.generate_secret("redmine-secret-key-base", 64)
         admin_password = self.generate_secret("redmine-admin-password")
         sys_api_key = self.generate_secret("redmine-sys-api-key")
         envs: list[pulumi.Input[str]] = [pulumi.Output.concat("REDMINE_SECRET_KEY_BASE=", secret_key_base)]
-        volumes = {"redmine-files": config.FILES_DIR}
+        volumes = {FILES_VOLUME: config.FILES_DIR}
         networks = [host.edge_network]
         depends_on: list[pulumi.Resource] = []
         if postgres is not None:
@@ -67,10 +81,15 @@ class Redmine(Service):
             # With no database named, the image's entrypoint falls back to SQLite in sqlite/.
             volumes["redmine-sqlite"] = config.SQLITE_DIR
         self.oidc: OidcLogin | None = None
-        image: pulumi.Input[str] | None = None
+        plugins: list[config.RedminePlugin] = []
         if sso:
             self.oidc = oidc_login(spec, self, (config.OAUTH_CALLBACK,))
-            image = self._build_image(spec, host)
+            plugins.append(config.OAUTH)
+        if chat is not None:
+            plugins.append(config.MESSENGER)
+        image: pulumi.Input[str] | None = None
+        if plugins:
+            image = self._build_image(spec, host, tuple(plugins))
             # The entrypoint runs plugin migrations only when asked to.
             envs.append("REDMINE_PLUGINS_MIGRATE=1")
         self.container = ServiceContainer(
@@ -83,13 +102,15 @@ class Redmine(Service):
             networks=networks,
             envs=envs,
             volumes=volumes,
+            # Redmine reads the repository mirrors the sync worker keeps (commits-redmine).
+            shared_volumes=[repositories] if repositories is not None else [],
             # The image ships wget (no curl). /login renders through Rails and reads the database,
             # so it answers only once both work; the first start runs every migration first.
             healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/login", tool="wget", start_period="180s"),
             depends_on=depends_on,
         )
         self._host = host
-        bootstrap = ContainerScript(
+        self.bootstrap = ContainerScript(
             self,
             "redmine-bootstrap",
             container=self.container,
@@ -102,30 +123,61 @@ class Redmine(Service):
             user=config.CONTAINER_USER,
             secret_output=True,
         )
+        self.chat: ChatWebhookEdge | None = None
+        if chat is not None:
+            self._post_to_chat(chat)
         self.admin_password = admin_password
-        self.api_key = pulumi.Output.secret(bootstrap.output)
+        self.api_key = pulumi.Output.secret(self.bootstrap.output)
         self.sys_api_key = sys_api_key
+        self.files_volume: pulumi.Output[str] = self.container.volumes[FILES_VOLUME].name
         self.register_outputs({"url": self.url})
 
-    def _build_image(self, spec: StackSpec, host: DockerHostComponent) -> pulumi.Output[str]:
+    def link_commits(self, owner: pulumi.Resource) -> ContainerScript:
+        """commits-redmine: the settings commit messages need (see config.commits_script), as a step
+        under `owner` (the edge). The repositories themselves are the worker's to register."""
+        if self.repositories is None:
+            raise ValueError("commits-redmine: Redmine reads the mirrors from the repositories volume: "
+                             "pass repositories=SharedVolume(...) to Redmine")
+        return self._settings_step(owner, "redmine-commits", config.commits_script(config.CommitLinks()))
+
+    def link_wiki(self, owner: pulumi.Resource, wiki_url: str) -> ContainerScript:
+        """wiki-redmine: Redmine's wiki module off for new projects, and a `Wiki` link on every
+        project's overview to `<wiki_url>/<project identifier>` (see config.wiki_script)."""
+        return self._settings_step(owner, "redmine-wiki", config.wiki_script(config.WikiLinks(wiki_url=wiki_url)))
+
+    def _settings_step(self, owner: pulumi.Resource, name: str, script: str) -> ContainerScript:
+        # After the bootstrap: each `rails runner` loads the whole app, and the container's memory
+        # limit is for all of them at once.
+        return ContainerScript(owner, name, container=self.container, host=self._host, script=script,
+                               user=config.CONTAINER_USER, depends_on=[self.bootstrap.command])
+
+    def _post_to_chat(self, chat: Mattermost) -> None:
+        """The chat-redmine edge: redmine_messenger's settings, the hook URL from the step's
+        environment (it is a secret); a new hook URL changes the step's inputs and runs it again."""
+        self.chat = ChatWebhookEdge(self, chat, "projects", username="Redmine")
+        messenger = config.MessengerSettings(channel=self.chat.channel_name, username=self.chat.username)
+        ContainerScript(
+            self.chat,
+            "redmine-chat",
+            container=self.container,
+            host=self._host,
+            script=config.messenger_script(messenger),
+            env={config.CHAT_HOOK_VARIABLE: self.chat.hook_url},
+            user=config.CONTAINER_USER,
+        )
+
+    def _build_image(
+        self, spec: StackSpec, host: DockerHostComponent, plugins: tuple[config.RedminePlugin, ...],
+    ) -> pulumi.Output[str]:
         """Build the derived image on this host's engine; its content-addressed tag is what the
         container runs, so a changed Dockerfile replaces the container."""
-        derived = config.DerivedImage(base_image=spec.services.redmine.image)
-        context = BUILD_ROOT / pulumi.get_stack() / "redmine"
-        context.mkdir(parents=True, exist_ok=True)
-        dockerfile = context / "Dockerfile"
-        text = config.dockerfile(derived)
-        if not dockerfile.exists() or dockerfile.read_text() != text:
-            dockerfile.write_text(text)
-        image = docker.Image(
-            "redmine-sso-image",
-            image_name=f"{host.prefix}-redmine:{derived.tag()}",
-            build=docker.DockerBuildArgs(context=context.as_posix()),
-            # Built where it runs; no registry is involved.
-            skip_push=True,
-            opts=self.child(),
+        derived = config.DerivedImage(base_image=spec.services.redmine.image, plugins=plugins)
+        return build_on_host(
+            self, "redmine-plugins-image", service="redmine", host=host, tag=derived.tag(),
+            files={"Dockerfile": config.dockerfile(derived)},
+            # Named for sign-on when that was its only plugin: stacks built then keep their image.
+            opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redmine-sso-image")]),
         )
-        return image.image_name
 
     def apply_sso(self, edge: OidcClientEdge) -> None:
         """Keycloak's side of the admin mapping, then the plugin's settings inside the container.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pulumi
@@ -11,10 +12,17 @@ from components.bootstrap import ContainerScript
 from components.config import wikijs as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.chat import ChatWebhookEdge
 from components.integrations.database import DatabaseEdge
+from components.integrations.git_storage import GitStorageEdge
 from components.integrations.oidc import OidcClientEdge, OidcLogin, oidc_login
+from components.providers import gitea as gitea_api
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
+
+if TYPE_CHECKING:
+    from components.services.gitea import Gitea
+    from components.services.mattermost import Mattermost
 
 
 class WikiJs(Service):
@@ -24,6 +32,10 @@ class WikiJs(Service):
     and issues the API key the integrations use. With `sso`, people sign in through the realm
     (generic OpenID Connect strategy, groups mapped by name: the admin group's Wiki.js namesake
     holds manage:system); the local login stays as break-glass.
+
+    With `gitea`, its pages live as Markdown in a Gitea repository (`wiki-git-storage`); with
+    `chat` as well, that repository's push hook posts page edits to the dev channel as Wiki.js
+    (`chat-wikijs`), since Wiki.js 2 has no webhooks of its own.
     """
 
     HTTP_PORT = 3000
@@ -35,6 +47,8 @@ class WikiJs(Service):
         *,
         postgres: PostgreSQL | None,
         sso: bool = False,
+        gitea: Gitea | None = None,
+        chat: Mattermost | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("wikijs", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -85,6 +99,20 @@ class WikiJs(Service):
         )
         self.admin_password = admin_password
         self.api_key = pulumi.Output.secret(bootstrap.output)
+        self.domain = spec.domain
+        self.verify_tls = spec.tls.mode != "internal"
+        self.git_storage = GitStorageEdge(self, gitea) if gitea is not None else None
+        self.chat: ChatWebhookEdge | None = None
+        if chat is not None:
+            if self.git_storage is None:
+                raise ValueError("chat-wikijs posts through the wiki's Gitea repository: give gitea= as well")
+            self.chat = ChatWebhookEdge(self, chat, "dev", username="Wiki.js")
+            gitea_api.Webhook(
+                "chat-wikijs-webhook", scope="repo", owner=self.git_storage.owner,
+                repo=self.git_storage.repository_name, url=self.chat.hook_url, channel=self.chat.channel_name,
+                events=["push"], username="Wiki.js", **gitea.api_access(),
+                opts=pulumi.ResourceOptions(parent=self.chat, depends_on=[self.git_storage.repository]),
+            )
         self.register_outputs({"url": self.url})
 
     def apply_sso(self, edge: OidcClientEdge) -> None:

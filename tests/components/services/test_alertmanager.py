@@ -1,14 +1,21 @@
-"""Alertmanager under the recording engine: container, config, and receiver secrets as files."""
+"""Alertmanager under the recording engine: container, config, its chat and e-mail edges."""
 
 from __future__ import annotations
 
-
-import pulumi_random as random
+import pulumi
 import yaml
 
-from components.config.alertmanager import ChatReceiver, EmailReceiver, Smtp
+from components.integrations.email import MailRelay
 from components.services.alertmanager import Alertmanager
-from tests.support import assert_no_plain_secrets, assert_production_shape, by_name, run_components
+from components.services.mattermost import Mattermost
+from components.services.postgres import PostgreSQL
+from tests.support import (
+    assert_no_plain_secrets,
+    assert_production_shape,
+    by_name,
+    run_components,
+    served_without_proxy,
+)
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"
 
@@ -18,14 +25,16 @@ def build(with_receivers: bool = False):
 
     def program(spec, host):
         built["spec"] = spec
-        receivers, smtp = (), None
+        chat = mail = None
         if with_receivers:
-            hook = random.RandomPassword("mattermost-hook-id", length=26, special=False)
-            password = random.RandomPassword("smtp-password", length=32, special=False)
-            receivers = (ChatReceiver("mattermost", "alerts", hook_url=hook.result.apply(lambda i: f"https://chat/hooks/{i}")),
-                         EmailReceiver("email", ("ops@example.com",)))
-            smtp = Smtp("smtp.example.com:587", "ceres@example.com", username="ceres", password=password.result)
-        built["alertmanager"] = Alertmanager(spec, host, receivers=receivers, smtp=smtp)
+            chat = Mattermost(spec, host, postgres=PostgreSQL(spec.services.postgres, host, ["mattermost"]))
+            served_without_proxy(chat)
+            mail = MailRelay(
+                host="smtp.example.com", port=587, from_address="ceres@example.com", username="ceres",
+                password=pulumi.Output.secret("offline-smtp-password"), starttls=True,
+                recipients=("ops@example.com", "oncall@example.com"),
+            )
+        built["alertmanager"] = Alertmanager(spec, host, chat=chat, mail=mail)
 
     return run_components(program), built
 
@@ -56,11 +65,33 @@ def test_by_default_alerts_are_grouped_inhibited_and_delivered_nowhere():
     assert config["inhibit_rules"][0]["equal"] == ["alertname", "instance"]
 
 
-def test_receiver_secrets_reach_the_container_only_as_secret_files():
+def test_alerts_reach_the_alerts_channel_and_critical_ones_the_mail_relay():
+    run, built = build(with_receivers=True)
+    alertmanager = built["alertmanager"]
+    assert alertmanager.chat.edge.id == "chat-alertmanager" and alertmanager.mail.edge.id == "email-alertmanager"
+    config = yaml.safe_load(uploads(run)[CONFIG])
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["chat"]["slack_configs"][0]["channel"] == "alerts"
+    assert receivers["chat"]["slack_configs"][0]["send_resolved"] is True
+    assert receivers["email"]["email_configs"][0]["to"] == "ops@example.com, oncall@example.com"
+    assert config["global"]["smtp_smarthost"] == "smtp.example.com:587"
+    routes = {r["receiver"]: r for r in config["route"]["routes"]}
+    assert routes["chat"]["matchers"] == ['severity=~"critical|warning"'] and routes["chat"]["continue"]
+    assert routes["email"]["matchers"] == ['severity=~"critical"']
+
+
+def test_the_hook_url_and_relay_password_reach_the_container_only_as_secret_files():
     run, _ = build(with_receivers=True)
     files = uploads(run)
-    assert files["/etc/alertmanager/secrets/mattermost/hook_url"] == "[secret]"
+    assert files["/etc/alertmanager/secrets/chat/hook_url"] == "[secret]"
     assert files["/etc/alertmanager/secrets/smtp/password"] == "[secret]"
-    config = yaml.safe_load(files[CONFIG])
-    assert [r["name"] for r in config["receivers"]] == ["default", "mattermost", "email"]
     assert_no_plain_secrets(run)
+
+
+def test_the_container_waits_for_its_hook_and_the_hook_lives_under_the_edge():
+    run, _ = build(with_receivers=True)
+    hook = by_name(run, "chat-alertmanager-hook", "IncomingWebhook")
+    assert hook.parent.endswith("ceres:integrations:ChatWebhookEdge::chat-alertmanager")
+    assert hook.inputs["channel_locked"] is True
+    assert "hook_id" in hook.secret_outputs
+    assert hook.urn in by_name(run, "alertmanager", "Container").dependencies

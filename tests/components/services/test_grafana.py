@@ -1,11 +1,23 @@
-"""Grafana under the recording engine: public URL, PostgreSQL or SQLite, secrets as files."""
+"""Grafana under the recording engine: public URL, PostgreSQL or SQLite, secrets as files, and its
+alerts to the chat through a Slack-type contact point."""
 
 from __future__ import annotations
 
+import pytest
 
+from cli.offline import SECRET_MARK
 from components.services.grafana import Grafana
+from components.services.mattermost import Mattermost
 from components.services.postgres import PostgreSQL
-from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
+from tests.support import (
+    assert_no_plain_secrets,
+    assert_production_shape,
+    build_named,
+    by_name,
+    of_type,
+    run_components,
+    served_without_proxy,
+)
 
 
 def build(with_postgres: bool = True):
@@ -71,3 +83,92 @@ def test_every_secret_is_a_secret_file_and_never_plain():
     for password in of_type(run, "RandomPassword"):
         assert "result" in password.secret_outputs
     assert_no_plain_secrets(run)
+
+
+# --- alerts to the chat (chat-grafana) --------------------------------------------------------------
+
+API_URL = "https://grafana.ceres.localhost"
+
+
+def build_with_chat(stack: str = "dev"):
+    """Grafana with its alerts going to Mattermost; both served as if Caddy routed them."""
+    services: dict = {}
+
+    def program(spec, host):
+        postgres = PostgreSQL(spec.services.postgres, host, ("grafana", "mattermost"))
+        hub = Mattermost(spec, host, postgres=postgres)
+        services["grafana"] = Grafana(spec, host, postgres=postgres, chat=hub)
+        served_without_proxy(hub, services["grafana"])
+
+    return run_components(program, stack=stack), services["grafana"]
+
+
+@pytest.fixture(scope="module")
+def with_chat():
+    return build_with_chat()
+
+
+def test_without_the_edge_no_provider_or_contact_point_is_made():
+    run, built = build()
+    assert built["grafana"].chat is None
+    assert not of_type(run, "pulumi:providers:grafana") and not of_type(run, "ContactPoint")
+
+
+def test_the_chat_edge_is_under_grafana_and_posts_to_the_alerts_channel_as_grafana(with_chat):
+    run, grafana = with_chat
+    edge = by_name(run, "chat-grafana", "ChatWebhookEdge")
+    assert edge.parent == by_name(run, "grafana", "ceres:services:Grafana").urn
+    assert grafana.chat.channel_name == "alerts" and grafana.chat.username == "Grafana"
+
+
+def test_the_provider_signs_in_as_the_admin_at_the_api_url_with_a_secret(with_chat):
+    run, _ = with_chat
+    provider = by_name(run, "grafana-admin", "pulumi:providers:grafana")
+    assert provider.inputs["url"] == API_URL
+    assert provider.inputs["auth"] == SECRET_MARK
+    # dev's certificates come from Caddy's internal CA, which the deploying machine does not trust.
+    assert provider.inputs["insecureSkipVerify"] == "true"
+    assert provider.parent == by_name(run, "chat-grafana", "ChatWebhookEdge").urn
+    assert by_name(run, "grafana", "Container").urn in provider.dependencies, "Grafana runs before it is called"
+
+
+def test_with_acme_certificates_the_provider_verifies_them():
+    run, _ = build_with_chat(stack="prod")
+    assert by_name(run, "grafana-admin", "pulumi:providers:grafana").inputs["insecureSkipVerify"] == "false"
+
+
+def test_the_contact_point_is_slack_type_to_the_hook_with_the_url_secret(with_chat):
+    run, _ = with_chat
+    point = by_name(run, "grafana-chat-contact-point", "ContactPoint")
+    assert point.inputs["slacks"] == [{"url": SECRET_MARK, "recipient": "alerts", "username": "Grafana"}]
+    assert point.provider.startswith(by_name(run, "grafana-admin", "pulumi:providers:grafana").urn)
+    assert point.parent == by_name(run, "chat-grafana", "ChatWebhookEdge").urn
+
+
+def test_the_notification_policy_makes_it_the_default_grouped_by_alert(with_chat):
+    run, _ = with_chat
+    policy = by_name(run, "grafana-notification-policy", "NotificationPolicy")
+    point = by_name(run, "grafana-chat-contact-point", "ContactPoint")
+    assert policy.inputs["contactPoint"] == point.inputs["name"]
+    assert point.urn in policy.dependencies
+    assert policy.inputs["groupBies"] == ["alertname"]
+    timings = (policy.inputs["groupWait"], policy.inputs["groupInterval"], policy.inputs["repeatInterval"])
+    assert timings == ("30s", "5m", "4h")
+    assert policy.provider.startswith(by_name(run, "grafana-admin", "pulumi:providers:grafana").urn)
+    assert policy.parent == by_name(run, "chat-grafana", "ChatWebhookEdge").urn
+
+
+def test_with_the_chat_no_secret_is_plain(with_chat):
+    run, _ = with_chat
+    assert_no_plain_secrets(run)
+
+
+def test_without_a_proxy_serving_grafana_the_program_fails_instead_of_waiting():
+    def program(spec, host):
+        postgres = PostgreSQL(spec.services.postgres, host, ("mattermost",))
+        hub = Mattermost(spec, host, postgres=postgres)
+        served_without_proxy(hub)
+        Grafana(spec, host, postgres=None, chat=hub)
+
+    with pytest.raises(RuntimeError, match="grafana: its API is called at its public URL, but no proxy serves it"):
+        run_components(program)

@@ -14,7 +14,7 @@ from components.services.keycloak import Keycloak
 from components.services.mattermost import Mattermost
 from components.services.postgres import PostgreSQL
 from stacks.tiers import BASE
-from tests.support import assert_no_plain_secrets, by_name, of_type, run_components
+from tests.support import assert_no_plain_secrets, by_name, of_type, run_components, served_without_proxy
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def built():
     def build(spec, host):
         postgres = PostgreSQL(spec.services.postgres, host, ("mattermost",))
         services["mattermost"] = Mattermost(spec, host, postgres=postgres)
+        served_without_proxy(services["mattermost"])
 
     run = run_components(build)
     return run, services["mattermost"]
@@ -49,10 +50,10 @@ def test_runs_the_pinned_image_in_the_production_shape(built):
     assert by_name(run, "local-probe-fill", "Container").urn in container(run).dependencies
 
 
-def test_joins_the_edge_for_caddy_and_the_data_network_for_postgres_only(built):
+def test_joins_the_edge_for_caddy_data_for_postgres_and_monitoring_for_alertmanager(built):
     run, mattermost = built
     networks = {n["name"] for n in container(run).inputs["networksAdvanced"]}
-    assert networks == {"ceres-dev-edge", "ceres-dev-data"}
+    assert networks == {"ceres-dev-edge", "ceres-dev-data", "ceres-dev-monitoring"}
     assert mattermost.upstream == "mattermost:8065"
 
 
@@ -104,7 +105,21 @@ def test_bootstrap_runs_in_the_container_as_its_user_with_the_password_from_env(
     assert setup.inputs["environment"]["MM_ADMIN_PASSWORD"] == SECRET_MARK
     assert container(run).urn in setup.dependencies
     script = setup.inputs["stdin"]
-    assert "TEAM=ceres" in script and "CHANNELS='dev projects ops alerts files'" in script
+    assert "ADMIN=ceres-admin" in script and "BOT=ceres-bot" in script
+
+
+def test_the_bot_makes_the_team_and_one_channel_per_purpose_through_the_api(built):
+    run, _ = built
+    token = by_name(run, "mattermost-bot-token", "Command")
+    team = by_name(run, "mattermost-team", "Team")
+    assert team.inputs["team_name"] == "ceres" and team.inputs["token"] == SECRET_MARK
+    assert team.inputs["api_url"] == "https://mattermost.ceres.localhost"
+    assert team.inputs["verify_tls"] is False, "dev's certificates come from Caddy's internal CA"
+    assert token.urn in team.dependencies, "the bot's token exists before it is used"
+    channels = {c.inputs["channel_name"]: c for c in of_type(run, "mattermost:Channel")}
+    assert set(channels) == {"dev", "projects", "ops", "alerts", "files"}
+    assert all(team.urn in c.dependencies and c.inputs["team_id"] == "mattermost-team-team-id" for c in channels.values())
+    assert all("token" in c.secret_outputs for c in (team, *channels.values()))
 
 
 def test_bot_token_is_its_own_step_after_the_setup_and_a_secret(built):
@@ -139,6 +154,7 @@ def build_with_sso(edition: str = "team"):
         postgres = PostgreSQL(spec.services.postgres, host, ("mattermost",))
         keycloak = Keycloak(spec, host, postgres=None)
         services["mattermost"] = Mattermost(spec, host, postgres=postgres, sso=True)
+        served_without_proxy(services["mattermost"])
         keycloak.open_realm(spec, reachable_after=[])
         OidcClientEdge(services["mattermost"], keycloak)
 

@@ -1,15 +1,19 @@
-"""Redmine as the recording engine sees it, with its PostgreSQL edge and with the SQLite fallback."""
+"""Redmine as the recording engine sees it, with its PostgreSQL edge and with the SQLite fallback,
+signing in through Keycloak (sso-redmine) and posting task changes to the chat (chat-redmine)."""
 
 from __future__ import annotations
 
 import pytest
+import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
 from cli.offline import SECRET_MARK
 from components.config import redmine as redmine_config
 from components.integrations.oidc import OidcClientEdge
 from components.services.keycloak import Keycloak
+from components.services.mattermost import Mattermost
 from components.services.postgres import PostgreSQL
+from components.container import SharedVolume
 from components.services.redmine import Redmine
 from stacks.tiers import BASE
 from tests.support import (
@@ -20,6 +24,7 @@ from tests.support import (
     by_name,
     of_type,
     run_components,
+    served_without_proxy,
 )
 
 
@@ -157,8 +162,9 @@ def test_the_client_redirects_exactly_to_the_plugins_callback(with_sso):
 
 def test_it_runs_the_derived_image_built_from_the_rendered_dockerfile(with_sso, sso_dir):
     run, _ = with_sso
-    image = by_name(run, "redmine-sso-image", "docker:index/image:Image")
-    derived = redmine_config.DerivedImage(base_image=BASE["services"]["redmine"]["image"])
+    image = by_name(run, "redmine-plugins-image", "docker:index/image:Image")
+    derived = redmine_config.DerivedImage(base_image=BASE["services"]["redmine"]["image"],
+                                          plugins=(redmine_config.OAUTH,))
     assert image.inputs["imageName"] == f"ceres-dev-redmine:{derived.tag()}"
     assert image.inputs["skipPush"] is True, "built where it runs, no registry"
     assert image.inputs["build"] == {"context": ".ceres/build/dev/redmine"}
@@ -218,4 +224,159 @@ def test_the_admin_group_follows_the_spec(sso_dir):
 
 def test_the_client_secret_is_secret_everywhere(with_sso):
     run, _ = with_sso
+    assert_no_plain_secrets(run)
+
+
+# --- task changes to the chat (chat-redmine) ---------------------------------------------------------
+
+def build_with_chat(directory, sso: bool = False):
+    """Redmine posting to the Mattermost hub (and signing in through Keycloak when `sso`)."""
+    services: dict[str, Redmine] = {}
+
+    def program(spec, host):
+        postgres = PostgreSQL(spec.services.postgres, host, ("redmine", "mattermost"))
+        hub = Mattermost(spec, host, postgres=postgres)
+        served_without_proxy(hub)
+        services["redmine"] = Redmine(spec, host, postgres=postgres, sso=sso, chat=hub)
+        if sso:
+            keycloak = Keycloak(spec, host, postgres=None)
+            keycloak.open_realm(spec, reachable_after=[])
+            OidcClientEdge(services["redmine"], keycloak)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        run = run_components(program)
+    return run, services["redmine"]
+
+
+@pytest.fixture(scope="module")
+def chat_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("redmine-chat")
+
+
+@pytest.fixture(scope="module")
+def with_chat(chat_dir):
+    return build_with_chat(chat_dir)
+
+
+def test_without_the_chat_edge_there_is_no_messenger(with_postgres, with_sso, sso_dir):
+    for run, redmine in (with_postgres, with_sso):
+        assert redmine.chat is None
+        assert not of_type(run, "ChatWebhookEdge")
+        assert not [r for r in run.resources if r.name == "redmine-chat"]
+    assert "redmine_messenger" not in (sso_dir / ".ceres/build/dev/redmine/Dockerfile").read_text()
+
+
+def test_the_chat_edge_is_under_redmine_and_posts_to_the_projects_channel(with_chat):
+    run, redmine = with_chat
+    edge = by_name(run, "chat-redmine", "ChatWebhookEdge")
+    assert edge.parent == by_name(run, "redmine", "ceres:services:Redmine").urn
+    assert redmine.chat.channel_name == "projects" and redmine.chat.username == "Redmine"
+
+
+def test_with_the_chat_it_runs_an_image_with_the_messenger_plugin(with_chat, chat_dir):
+    run, _ = with_chat
+    image = by_name(run, "redmine-plugins-image", "docker:index/image:Image")
+    derived = redmine_config.DerivedImage(base_image=BASE["services"]["redmine"]["image"],
+                                          plugins=(redmine_config.MESSENGER,))
+    assert image.inputs["imageName"] == f"ceres-dev-redmine:{derived.tag()}"
+    assert (chat_dir / ".ceres/build/dev/redmine/Dockerfile").read_text() == redmine_config.dockerfile(derived)
+    assert container(run).inputs["image"] == image.inputs["imageName"]
+    # The plugin has its own table (project-level settings): its migrations run at start.
+    assert "REDMINE_PLUGINS_MIGRATE=1" in container(run).inputs["envs"]
+
+
+def test_with_sign_on_and_chat_one_image_carries_both_plugins(tmp_path):
+    run, _ = build_with_chat(tmp_path, sso=True)
+    derived = redmine_config.DerivedImage(base_image=BASE["services"]["redmine"]["image"],
+                                          plugins=(redmine_config.OAUTH, redmine_config.MESSENGER))
+    assert by_name(run, "redmine-plugins-image", "Image").inputs["imageName"] == f"ceres-dev-redmine:{derived.tag()}"
+    assert [r.name for r in run.resources if r.type.endswith(":Image")] == ["redmine-plugins-image"]
+    assert container(run).inputs["envs"].count("REDMINE_PLUGINS_MIGRATE=1") == 1
+    assert_no_plain_secrets(run)
+
+
+def test_the_messenger_is_configured_in_the_container_with_the_hook_url_from_env(with_chat):
+    run, _ = with_chat
+    step = by_name(run, "redmine-chat", "Command")
+    assert step.inputs["create"] == "docker exec -i -u redmine -e CERES_CHAT_HOOK_URL ceres-dev-redmine sh -s"
+    assert step.inputs["environment"]["CERES_CHAT_HOOK_URL"] == SECRET_MARK
+    assert step.parent == by_name(run, "chat-redmine", "ChatWebhookEdge").urn
+    assert container(run).urn in step.dependencies
+    script = step.inputs["stdin"]
+    assert script == redmine_config.messenger_script(redmine_config.MessengerSettings("projects", "Redmine"))
+    assert "hooks/" not in script
+
+
+def test_with_the_chat_no_secret_is_plain(with_chat):
+    run, _ = with_chat
+    assert_no_plain_secrets(run)
+
+
+# --- commits (commits-redmine) and the wiki link (wiki-redmine) ----------------------------------------
+
+REPOSITORIES = SharedVolume(name="ceres-dev-repos", path="/srv/repos")
+
+
+def build_linked():
+    """Redmine with the repo-sync volume, its two settings steps under stand-ins for the edges."""
+    made: dict = {}
+
+    def program(spec, host):
+        redmine = Redmine(spec, host, postgres=None, repositories=REPOSITORIES)
+        made["commits"] = redmine.link_commits(pulumi.ComponentResource("test:edge:Commits", "commits-redmine",
+                                                                        opts=pulumi.ResourceOptions(parent=redmine)))
+        made["wiki"] = redmine.link_wiki(pulumi.ComponentResource("test:edge:Wiki", "wiki-redmine",
+                                                                  opts=pulumi.ResourceOptions(parent=redmine)),
+                                         spec.public_url("wikijs"))
+        made["redmine"] = redmine
+
+    return run_components(program), made
+
+
+@pytest.fixture(scope="module")
+def linked():
+    return build_linked()
+
+
+def test_the_repositories_volume_is_mounted_read_only_where_the_worker_has_it(linked):
+    run, _ = linked
+    mounts = {m["containerPath"]: m for m in container(run).inputs["volumes"]}
+    assert mounts["/srv/repos"] == {"containerPath": "/srv/repos", "volumeName": "ceres-dev-repos", "readOnly": True}
+    assert not mounts["/usr/src/redmine/files"].get("readOnly"), "its own volumes stay writable"
+    # The derived image is not needed for this: the stock one runs.
+    assert not [r for r in run.resources if r.type.endswith(":Image")]
+
+
+@pytest.mark.parametrize("step, edge", [("redmine-commits", "commits-redmine"), ("redmine-wiki", "wiki-redmine")])
+def test_each_settings_step_runs_under_its_edge_after_the_bootstrap(linked, step, edge):
+    run, _ = linked
+    command = by_name(run, step, "Command")
+    assert command.inputs["create"] == "docker exec -i -u redmine ceres-dev-redmine sh -s"
+    assert command.parent == by_name(run, edge).urn
+    assert {container(run).urn, by_name(run, "redmine-bootstrap", "Command").urn} <= set(command.dependencies)
+
+
+def test_the_steps_run_the_rendered_scripts(linked):
+    run, _ = linked
+    assert by_name(run, "redmine-commits", "Command").inputs["stdin"] == \
+        redmine_config.commits_script(redmine_config.CommitLinks())
+    wiki = by_name(run, "redmine-wiki", "Command").inputs["stdin"]
+    assert wiki == redmine_config.wiki_script(redmine_config.WikiLinks(wiki_url="https://wikijs.ceres.localhost"))
+    assert "'https://wikijs.ceres.localhost/%project_identifier%'" in wiki
+
+
+def test_commit_links_need_the_repositories_volume():
+    with pytest.raises(ValueError, match="repositories"):
+        run_components(lambda spec, host: Redmine(spec, host, postgres=None).link_commits(
+            pulumi.ComponentResource("test:edge:Commits", "commits-redmine")))
+
+
+def test_files_volume_names_the_attachments_volume_once_the_container_exists(linked):
+    _, made = linked
+    assert _sync_await(made["redmine"].files_volume.future()) == "ceres-dev-redmine-files"
+
+
+def test_with_the_links_no_secret_is_plain(linked):
+    run, _ = linked
     assert_no_plain_secrets(run)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
 
 from cli.offline import SECRET_MARK
-from components.config.uptime_kuma import PASSWORD_ENV, USERNAME_ENV, KumaBootstrap, bootstrap_script
+from components.config.uptime_kuma import (
+    MATTERMOST_URL_ENV,
+    PASSWORD_ENV,
+    SMTP_PASSWORD_ENV,
+    USERNAME_ENV,
+    KumaBootstrap,
+    KumaNotifications,
+    MattermostNotification,
+    SmtpNotification,
+    bootstrap_script,
+    notifications_script,
+)
 from components.services.uptime_kuma import UptimeKuma
-from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name
+from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, run_components, served_without_proxy
 
 
 def build():
@@ -48,4 +60,86 @@ def test_bootstrap_runs_in_the_container_after_it_is_healthy_with_secrets_from_e
 
 def test_no_secret_is_plain_anywhere():
     run, _ = build()
+    assert_no_plain_secrets(run)
+
+
+# Notifications: chat-uptime-kuma (Mattermost, alerts channel) and email-uptime-kuma (the outside relay).
+
+def relay(password: bool = True):
+    import pulumi
+
+    from components.integrations.email import MailRelay
+
+    return MailRelay(host="smtp.example.org", port=587, from_address="ceres@example.org", username="ceres" if password else None,
+                     password=pulumi.Output.secret("offline-smtp-password") if password else None, starttls=True,
+                     recipients=("ops@example.org",))
+
+
+def build_notifying(chat: bool = True, mail: bool = True, password: bool = True):
+    made: dict = {}
+
+    def program(spec, host):
+        hub = None
+        if chat:
+            from components.services.mattermost import Mattermost
+            from components.services.postgres import PostgreSQL
+
+            hub = Mattermost(spec, host, postgres=PostgreSQL(spec.services.postgres, host, ("mattermost",)))
+            served_without_proxy(hub)
+        made["kuma"] = UptimeKuma(spec, host, chat=hub, mail=relay(password) if mail else None)
+    return run_components(program), made["kuma"]
+
+
+@pytest.fixture(scope="module")
+def notifying():
+    return build_notifying()
+
+
+def test_without_chat_or_mail_there_are_no_edges_or_notification_step():
+    run, built = build()
+    assert built["kuma"].chat is None and built["kuma"].mail is None
+    assert not [r for r in run.resources if r.name in ("chat-uptime-kuma", "email-uptime-kuma", "uptime_kuma-notifications")]
+
+
+def test_both_edges_are_under_kuma(notifying):
+    run, kuma = notifying
+    service = by_name(run, "uptime_kuma", "ceres:services:UptimeKuma").urn
+    assert by_name(run, "chat-uptime-kuma", "ChatWebhookEdge").parent == service
+    assert by_name(run, "email-uptime-kuma", "EmailEdge").parent == service
+    assert kuma.chat.channel_name == "alerts" and kuma.chat.username == "Uptime Kuma"
+
+
+def test_the_notification_step_gets_the_hook_url_and_smtp_password_only_as_secrets(notifying):
+    run, _ = notifying
+    step = by_name(run, "uptime_kuma-notifications", "Command")
+    assert step.inputs["create"] == (
+        f"docker exec -i -e {USERNAME_ENV} -e {PASSWORD_ENV} -e {MATTERMOST_URL_ENV} -e {SMTP_PASSWORD_ENV} "
+        "ceres-dev-uptime-kuma sh -s")
+    environment = step.inputs["environment"]
+    assert environment[MATTERMOST_URL_ENV] == SECRET_MARK and environment[SMTP_PASSWORD_ENV] == SECRET_MARK
+    assert environment[PASSWORD_ENV] == SECRET_MARK
+    expected = notifications_script(KumaNotifications(
+        mattermost=MattermostNotification(channel="alerts"),
+        smtp=SmtpNotification(host="smtp.example.org", port=587, from_address="ceres@example.org",
+                              recipients=("ops@example.org",), username="ceres"),
+        url="http://127.0.0.1:3001"))
+    assert step.inputs["stdin"] == expected
+
+
+def test_the_notification_step_runs_after_the_first_bootstrap(notifying):
+    run, _ = notifying
+    step = by_name(run, "uptime_kuma-notifications", "Command")
+    assert {by_name(run, "uptime_kuma", "Container").urn, by_name(run, "uptime_kuma-bootstrap", "Command").urn} <= set(step.dependencies)
+
+
+def test_mail_alone_needs_no_mattermost_and_a_relay_without_login_no_password():
+    run, kuma = build_notifying(chat=False, password=False)
+    assert kuma.chat is None
+    step = by_name(run, "uptime_kuma-notifications", "Command")
+    assert step.inputs["create"] == f"docker exec -i -e {USERNAME_ENV} -e {PASSWORD_ENV} ceres-dev-uptime-kuma sh -s"
+    assert "mattermost" not in step.inputs["stdin"].split("const settings = ", 1)[1].split("\n", 1)[0]
+
+
+def test_with_notifications_no_secret_is_plain_anywhere(notifying):
+    run, _ = notifying
     assert_no_plain_secrets(run)
