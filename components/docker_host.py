@@ -80,22 +80,26 @@ class DockerHostComponent(pulumi.ComponentResource):
                 f"{self.host.name}-probe-image", name=PROBE_IMAGE, keep_locally=True, opts=self._on_host())
         return self._busybox_image
 
+    def _volume_with_chore(self, purpose: str, chore: str, command: list[str], mount: str) -> tuple[docker.Volume, docker.Container]:
+        """A host volume and a one-shot busybox container that runs `command` on it (mounted at
+        `mount`) and exits; `attach` makes the engine wait for it, so mounts can depend on it."""
+        volume = docker.Volume(f"{self.host.name}-{purpose}", name=f"{self.prefix}-{purpose}", opts=self._on_host())
+        step = docker.Container(
+            f"{self.host.name}-{purpose}-{chore}",
+            name=f"{self.prefix}-{purpose}-{chore}",
+            image=self._busybox().image_id,
+            command=command,
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=mount)],
+            attach=True,
+            must_run=False,
+            opts=self._on_host(),
+        )
+        return volume, step
+
     def _probe_tools(self) -> tuple[docker.Volume, docker.Container]:
         if self._probe is None:
-            volume = docker.Volume(f"{self.host.name}-probe", name=f"{self.prefix}-probe", opts=self._on_host())
-            image = self._busybox()
-            # A one-shot container: copies busybox into the volume and exits; `attach` waits for it.
-            fill = docker.Container(
-                f"{self.host.name}-probe-fill",
-                name=f"{self.prefix}-probe-fill",
-                image=image.image_id,
-                command=["cp", "/bin/busybox", PROBE],
-                volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=PROBE.rsplit("/", 1)[0])],
-                attach=True,
-                must_run=False,
-                opts=self._on_host(),
-            )
-            self._probe = (volume, fill)
+            # Copies busybox into the volume, for images that ship no HTTP client.
+            self._probe = self._volume_with_chore("probe", "fill", ["cp", "/bin/busybox", PROBE], PROBE.rsplit("/", 1)[0])
         return self._probe
 
     @property
@@ -111,19 +115,7 @@ class DockerHostComponent(pulumi.ComponentResource):
         anyone mounts it: Docker would otherwise make it root's, or copy the ownership of whichever
         image mounts it first. Returns the volume and the one-shot step to depend on."""
         if purpose not in self._shared:
-            volume = docker.Volume(f"{self.host.name}-{purpose}", name=f"{self.prefix}-{purpose}", opts=self._on_host())
-            image = self._busybox()
-            owned = docker.Container(
-                f"{self.host.name}-{purpose}-init",
-                name=f"{self.prefix}-{purpose}-init",
-                image=image.image_id,
-                command=["chown", f"{owner_uid}:{owner_uid}", "/volume"],
-                volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/volume")],
-                attach=True,
-                must_run=False,
-                opts=self._on_host(),
-            )
-            self._shared[purpose] = (volume, owned)
+            self._shared[purpose] = self._volume_with_chore(purpose, "init", ["chown", f"{owner_uid}:{owner_uid}", "/volume"], "/volume")
         return self._shared[purpose]
 
     def placed(self) -> pulumi.ResourceOptions:

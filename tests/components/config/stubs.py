@@ -124,3 +124,13 @@ def execute_graphql(schema: Any, body: dict, root: Any) -> tuple[int, dict]:
     if result.errors:
         reply["errors"] = [e.formatted for e in result.errors]
     return 200, reply
+
+
+# `bundle exec rails runner -` as Redmine's settings steps call it: runs the script on stdin with
+# Debian's real Ruby, after $STUB_RAILS (a test's stand-in for the Rails app) is loaded.
+RAILS_RUNNER_BUNDLE = """#!/bin/sh
+printf '%s\\n' "$*" >> "$STUB_LOG"
+[ "$*" = "exec rails runner -" ] || { echo "stub bundle: unexpected $*" >&2; exit 97; }
+[ -z "${RAILS_LOG_TO_STDOUT:-}" ] || { echo "stub bundle: RAILS_LOG_TO_STDOUT is still set" >&2; exit 98; }
+exec ruby -r "$STUB_RAILS" -
+"""

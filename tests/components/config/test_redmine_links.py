@@ -25,17 +25,10 @@ from pathlib import Path
 import pytest
 
 from components.config import redmine as config
-from tests.components.config.stubs import bin_dir, executable, path_with, require
+from tests.components.config.stubs import RAILS_RUNNER_BUNDLE, bin_dir, executable, path_with, require
 
 TIMEOUT = 30
 WIKI = "https://wikijs.ceres.localhost"
-
-BUNDLE = """#!/bin/sh
-printf '%s\\n' "$*" >> "$STUB_LOG"
-[ "$*" = "exec rails runner -" ] || { echo "stub bundle: unexpected $*" >&2; exit 97; }
-[ -z "${RAILS_LOG_TO_STDOUT:-}" ] || { echo "stub bundle: RAILS_LOG_TO_STDOUT is still set" >&2; exit 98; }
-exec ruby -r "$STUB_RAILS" -
-"""
 
 RAILS = r"""
 require 'json'
@@ -170,7 +163,7 @@ FRESH = {"settings": {}, "statuses": [], "fields": [], "values": [], "projects":
 @pytest.fixture
 def rails(tmp_path: Path) -> Path:
     require("ruby", "run `apt-get install -y ruby` (Debian's Ruby runs the script's Ruby)")
-    executable(bin_dir(tmp_path) / "bundle", BUNDLE)
+    executable(bin_dir(tmp_path) / "bundle", RAILS_RUNNER_BUNDLE)
     (tmp_path / "rails_stub.rb").write_text(RAILS)
     return tmp_path
 

@@ -25,19 +25,12 @@ from pathlib import Path
 import pytest
 
 from components.config import redmine as config
-from tests.components.config.stubs import bin_dir, executable, path_with, require
+from tests.components.config.stubs import RAILS_RUNNER_BUNDLE, bin_dir, executable, path_with, require
 
 TIMEOUT = 30
 HOOK = "http://mattermost:8065/hooks/offline-hook-id-'quoted'\"$HOME"
 ROTATED = "http://mattermost:8065/hooks/rotated0123456789"
 MESSENGER = config.MessengerSettings(channel="projects", username="Redmine")
-
-BUNDLE = """#!/bin/sh
-printf '%s\\n' "$*" >> "$STUB_LOG"
-[ "$*" = "exec rails runner -" ] || { echo "stub bundle: unexpected $*" >&2; exit 97; }
-[ -z "${RAILS_LOG_TO_STDOUT:-}" ] || { echo "stub bundle: RAILS_LOG_TO_STDOUT is still set" >&2; exit 98; }
-exec ruby -r "$STUB_RAILS" -
-"""
 
 # alphanodes/redmine_messenger config/settings.yml: what its loader registers as the default.
 RAILS = r"""
@@ -117,7 +110,7 @@ def rails(tmp_path: Path) -> Path:
     check = subprocess.run(["ruby", "-e", "require 'active_support'"], capture_output=True, text=True, timeout=TIMEOUT)
     if check.returncode != 0:
         pytest.fail("ActiveSupport is missing: apt-get install -y ruby-activesupport")
-    executable(bin_dir(tmp_path) / "bundle", BUNDLE)
+    executable(bin_dir(tmp_path) / "bundle", RAILS_RUNNER_BUNDLE)
     (tmp_path / "rails_stub.rb").write_text(RAILS)
     return tmp_path
 

@@ -28,7 +28,7 @@ import pytest
 
 from components.config import redmine as config
 from stacks.tiers import BASE
-from tests.components.config.stubs import bin_dir, executable, path_with, require
+from tests.components.config.stubs import RAILS_RUNNER_BUNDLE, bin_dir, executable, path_with, require
 
 TIMEOUT = 60
 BASE_IMAGE = BASE["services"]["redmine"]["image"]
@@ -164,13 +164,6 @@ def test_a_plugin_pin_must_be_a_commit_or_release_tag_from_a_plain_https_reposit
 
 # --- the plugin's settings --------------------------------------------------------------------------
 
-BUNDLE = """#!/bin/sh
-printf '%s\\n' "$*" >> "$STUB_LOG"
-[ "$*" = "exec rails runner -" ] || { echo "stub bundle: unexpected $*" >&2; exit 97; }
-[ -z "${RAILS_LOG_TO_STDOUT:-}" ] || { echo "stub bundle: RAILS_LOG_TO_STDOUT is still set" >&2; exit 98; }
-exec ruby -r "$STUB_RAILS" -
-"""
-
 RAILS = r"""
 require 'json'
 require 'base64'
@@ -212,7 +205,7 @@ end
 @pytest.fixture
 def rails(tmp_path: Path) -> Path:
     require("ruby", "run `apt-get install -y ruby` (Debian's Ruby runs the script's Ruby)")
-    executable(bin_dir(tmp_path) / "bundle", BUNDLE)
+    executable(bin_dir(tmp_path) / "bundle", RAILS_RUNNER_BUNDLE)
     (tmp_path / "rails_stub.rb").write_text(RAILS)
     return tmp_path
 
