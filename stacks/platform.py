@@ -82,6 +82,11 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "chat-uptime-kuma",
     "email-alertmanager",
     "email-uptime-kuma",
+    "scrape-postgres-exporter",
+    "scrape-redis-exporter",
+    "scrape-cadvisor",
+    "scrape-loki",
+    "alerts-prometheus",
 })
 
 
@@ -228,18 +233,13 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
             if f"files-{source}" in edges:
                 FileMirrorEdge(platform.services[source], nextcloud)
 
-    # observability
+    # observability: what Prometheus scrapes is built before it
     alertmanager = None
     if on("alertmanager"):
         alertmanager = platform.add(Alertmanager(
             spec, apps, chat=backend(mattermost, "chat-alertmanager"),
             mail=mail_relay if "email-alertmanager" in edges else None,
         ))
-    if on("prometheus"):
-        platform.add(Prometheus(spec, apps, alertmanager=alertmanager))
-    if on("grafana"):
-        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana"), sso="sso-grafana" in edges,
-                             chat=backend(mattermost, "chat-grafana")))
     if on("loki"):
         loki = platform.add(Loki(spec, apps, alertmanager_url=alertmanager.internal_url if alertmanager else None))
         if on("alloy"):
@@ -250,6 +250,12 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
             platform.add(OtelCollector(spec, apps, tempo=tempo))
     if on("cadvisor"):
         platform.add(CAdvisor(spec, apps))
+    if on("prometheus"):
+        scraped = [platform.services[e.target] for e in catalog.EDGES if e.kind == "scrape" and e.id in edges]
+        platform.add(Prometheus(spec, apps, scrape_targets=scraped, alertmanager=backend(alertmanager, "alerts-prometheus")))
+    if on("grafana"):
+        platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana"), sso="sso-grafana" in edges,
+                             chat=backend(mattermost, "chat-grafana")))
     if on("uptime_kuma"):
         platform.add(UptimeKuma(spec, apps, chat=backend(mattermost, "chat-uptime-kuma"),
                                 mail=mail_relay if "email-uptime-kuma" in edges else None))

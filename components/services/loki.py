@@ -47,5 +47,7 @@ class Loki(Service):
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),
         )
         self.push_url = f"{self.internal_url}/loki/api/v1/push"
+        # Loki serves its own /metrics on the same port.
+        self.metrics_target = self.upstream
         self.rules_directory = config.TENANT_RULES_DIR
         self.register_outputs({"internal_url": self.internal_url, "push_url": self.push_url})

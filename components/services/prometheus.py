@@ -10,6 +10,8 @@ from components.base import Service
 from components.config import prometheus as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.alert_route import AlertRouteEdge
+from components.integrations.scrape import ScrapeEdge
 from components.services.alertmanager import Alertmanager
 from stacks.spec import StackSpec
 
@@ -21,8 +23,9 @@ RETENTION = {"dev": "7d", "prod": "30d"}
 class Prometheus(Service):
     """On the monitoring network only; its UI is gated behind SSO by the routing issue.
 
-    Scrapes itself plus `scrape_jobs` (one per exporter, added by later issues), alerts to
-    `alertmanager` when given. Job secrets are uploaded as secret files the config names.
+    Scrapes itself and each of `scrape_targets` (a `scrape-<target>` edge each), and alerts to
+    `alertmanager` when given (`alerts-prometheus`). Job secrets are uploaded as secret files
+    the config names.
     No `--web.enable-lifecycle`: a config change re-uploads the file, which replaces the
     container, so the reload endpoint would only leave /-/reload and /-/quit open unauthenticated.
     """
@@ -34,15 +37,17 @@ class Prometheus(Service):
         spec: StackSpec,
         host: DockerHostComponent,
         *,
-        scrape_jobs: Sequence[config.ScrapeJob] = (),
+        scrape_targets: Sequence[Service] = (),
         alertmanager: Alertmanager | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("prometheus", pulumi.ResourceOptions.merge(host.placed(), opts))
+        self.scrapes = [ScrapeEdge(self, target) for target in scrape_targets]
+        self.alerts = AlertRouteEdge(self, alertmanager) if alertmanager is not None else None
         settings = config.PrometheusSettings(
             external_labels={"stack": pulumi.get_stack(), "tier": spec.tier},
-            jobs=(config.ScrapeJob("prometheus", (f"localhost:{self.HTTP_PORT}",)), *scrape_jobs),
-            alertmanagers=(alertmanager.upstream,) if alertmanager else (),
+            jobs=(config.ScrapeJob("prometheus", (f"localhost:{self.HTTP_PORT}",)), *(edge.job for edge in self.scrapes)),
+            alertmanagers=(self.alerts.upstream,) if self.alerts else (),
         )
         self.url = spec.public_url("prometheus")
         self.container = ServiceContainer(

@@ -7,16 +7,30 @@ import json
 import pulumi_random as random
 import yaml
 
+from components.base import Service
 from components.config.prometheus import BasicAuth, ScrapeJob
 from components.services.alertmanager import Alertmanager
 from components.services.prometheus import Prometheus
 from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
 
 
-def build(alertmanager: bool = True, jobs=lambda: ()):
+class MetricsBehindCredentials(Service):
+    """A stand-in target whose metrics need credentials: it gives Prometheus its whole job."""
+
+    def __init__(self, service: str, job):
+        super().__init__(service)
+        self.metrics_target = "stand-in:9100"
+        self._job = job
+
+    def scrape_job(self):
+        return self._job()
+
+
+def build(alertmanager: bool = True, jobs=None):
     def make(spec, host):
         manager = Alertmanager(spec, host) if alertmanager else None
-        return Prometheus(spec, host, scrape_jobs=jobs(), alertmanager=manager)
+        targets = [MetricsBehindCredentials("cadvisor", jobs)] if jobs else []
+        return Prometheus(spec, host, scrape_targets=targets, alertmanager=manager)
     return build_named("prometheus", make)
 
 
@@ -30,7 +44,7 @@ def rendered_config(run) -> dict:
 
 def gitea_job():
     token = random.RandomPassword("gitea-metrics-token", length=32, special=False)
-    return (ScrapeJob("gitea", ("gitea:3000",), bearer_token=token.result),)
+    return ScrapeJob("gitea", ("gitea:3000",), bearer_token=token.result)
 
 
 def test_container_has_the_production_shape():
@@ -80,7 +94,7 @@ def test_a_bearer_token_reaches_the_container_only_as_a_secret_file():
 def test_basic_auth_password_is_a_secret_file_too():
     def kuma_job():
         key = random.RandomPassword("kuma-api-key", length=32, special=False)
-        return (ScrapeJob("uptime_kuma", ("uptime-kuma:3001",), basic_auth=BasicAuth("ceres", key.result)),)
+        return ScrapeJob("uptime_kuma", ("uptime-kuma:3001",), basic_auth=BasicAuth("ceres", key.result))
 
     run, _ = build(jobs=kuma_job)
     assert uploads(by_name(run, "prometheus", "Container"))["/etc/prometheus/secrets/uptime_kuma/basic_auth_password"] == "[secret]"
