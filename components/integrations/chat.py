@@ -35,10 +35,9 @@ class ChatWebhookEdge(IntegrationEdge):
         channel: str,
         *,
         username: str,
-        edge_id: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__(edge_id or f"chat-{source.service.replace('_', '-')}", source, hub, opts)
+        super().__init__(f"chat-{source.service.replace('_', '-')}", source, hub, opts)
         self.channel_name = hub.channel_name(channel)
         self.username = username
         self.hook = hub.incoming_webhook(self, channel, username=username, description=self.edge.mechanism)
