@@ -78,8 +78,11 @@ class Service(pulumi.ComponentResource):
         return pulumi.Output.from_input(self._served_future())
 
     def served_through(self, proxy: pulumi.Resource) -> None:
-        """Called by the proxy once it serves `url`: resolves `reachable_url`."""
-        self._served_future().set_result(proxy.urn.apply(lambda _: self.url))
+        """Called by the proxy once it serves `url`: resolves `reachable_url` (the first proxy
+        to serve it keeps the promise)."""
+        served = self._served_future()
+        if not served.done():
+            served.set_result(proxy.urn.apply(lambda _: self.url))
         _awaiting_proxy.discard(self)
 
     def _served_future(self) -> asyncio.Future[pulumi.Output[str]]:

@@ -29,7 +29,6 @@ import re
 from dataclasses import asdict, dataclass
 
 SECRET_HEADER = "X-Ceres-Relay-Secret"
-SECRET_ENV = "CERES_RELAY_SECRET"
 NEXTCLOUD_PATH = "/nextcloud"
 HEALTH_PATH = "/healthz"
 # The node events Nextcloud 31 can send (AbstractNodeEvent implements IWebhookCompatibleEvent).
@@ -45,6 +44,8 @@ class RelaySettings:
     channel: str  # the Mattermost channel name the hook posts to
     username: str = "Nextcloud"
     hook_url_file: str = "/run/ceres/mattermost-hook-url"
+    # The secret Nextcloud sends in SECRET_HEADER; a file, so `docker inspect` never shows it.
+    secret_file: str = "/run/ceres/relay-secret"
     listen_host: str = "0.0.0.0"
     port: int = 8080
     timeout_seconds: float = 5.0
@@ -58,8 +59,9 @@ class RelaySettings:
             raise ValueError(f"public_url {self.public_url!r} must be http(s)://host[:port] with no path")
         if not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", self.channel):
             raise ValueError(f"channel {self.channel!r} is not a Mattermost channel name")
-        if not self.hook_url_file.startswith("/"):
-            raise ValueError(f"hook_url_file {self.hook_url_file!r} must be an absolute path")
+        for name in ("hook_url_file", "secret_file"):
+            if not getattr(self, name).startswith("/"):
+                raise ValueError(f"{name} {getattr(self, name)!r} must be an absolute path")
         if not 0 < self.port < 65536 or self.attempts < 1 or self.timeout_seconds <= 0:
             raise ValueError("port, attempts and timeout_seconds must be positive (port below 65536)")
 
@@ -88,7 +90,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SETTINGS = json.loads(__SETTINGS__)
 CONSTANTS = json.loads(__CONSTANTS__)
 VERBS = {CONSTANTS["created"]: "added", CONSTANTS["written"]: "updated"}
-SECRET = os.environ.get(CONSTANTS["secret_env"], "")
+SECRET = ""
 _USER_FILES = re.compile(r"^/([^/]+)/files/(.+)$")
 _recent_creations = {}
 _recent_lock = threading.Lock()
@@ -243,9 +245,19 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(502, {"error": "Mattermost did not take the post"})
 
 
+def read_secret():
+    try:
+        with open(SETTINGS["secret_file"], encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
 def main():
+    global SECRET
+    SECRET = read_secret()
     if not SECRET:
-        log(CONSTANTS["secret_env"] + " is not set")
+        log("no secret in " + SETTINGS["secret_file"] + ": refusing to start")
         sys.exit(1)
     server = ThreadingHTTPServer((SETTINGS["listen_host"], SETTINGS["port"]), Handler)
     server.daemon_threads = True
@@ -261,7 +273,6 @@ if __name__ == "__main__":
 def relay_program(settings: RelaySettings) -> str:
     """The relay's Python source (stdlib only, Python 3.9+)."""
     constants = {
-        "secret_env": SECRET_ENV,
         "secret_header": SECRET_HEADER,
         "nextcloud_path": NEXTCLOUD_PATH,
         "health_path": HEALTH_PATH,

@@ -188,10 +188,11 @@ class RepositoryProvider(_GiteaProvider):
         repo = client.get_repo(owner, name)  # adopt: the repository may hold work already
         if repo is None:
             fields = {key: props[key] for key in ("description", "private", "auto_init", "default_branch")}
-            if client.get_org(owner) is not None:
-                repo = client.create_org_repo(owner, name, **fields)
-            else:
+            # The token's own account first: a bot's token may not read organisations at all.
+            if client.token_login().lower() == owner.lower():
                 repo = client.create_own_repo(owner, name, **fields)
+            else:
+                repo = client.create_org_repo(owner, name, **fields)
         else:
             changes = {key: props[key] for key in REPO_FIELDS if repo.get(key) != props[key]}
             repo = client.edit_repo(owner, name, changes) if changes else repo

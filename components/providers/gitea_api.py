@@ -184,17 +184,23 @@ class GiteaClient:
                         default_branch: str) -> dict:
         body = {"name": repo, "description": description, "private": private, "auto_init": auto_init,
                 "default_branch": default_branch}
-        return self._json("POST", f"/orgs/{_seg(owner)}/repos", f"Gitea repository {owner}/{repo}", json=body)
+        try:
+            return self._json("POST", f"/orgs/{_seg(owner)}/repos", f"Gitea repository {owner}/{repo}", json=body)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            raise ApiError(
+                f"Gitea repository {owner}/{repo}: {owner} is neither an organisation nor the account of the "
+                f"token given; create the organisation {owner} first, or give {owner}'s own token", 404,
+            ) from None
+
+    def token_login(self) -> str:
+        """The account the token belongs to."""
+        return self._json("GET", "/user", "Gitea token owner")["login"]
 
     def create_own_repo(self, owner: str, repo: str, *, description: str, private: bool, auto_init: bool,
                         default_branch: str) -> dict:
-        """A repository of the token's own account, which must be `owner`."""
-        me = self._json("GET", "/user", "Gitea token owner")
-        if me["login"].lower() != owner.lower():
-            raise ApiError(
-                f"Gitea repository {owner}/{repo}: {owner} is neither an organisation nor the account of the "
-                f"token given (it belongs to {me['login']}); give the owner's own token, or create {owner} first"
-            )
+        """A repository of the token's own account (`owner`)."""
         body = {"name": repo, "description": description, "private": private, "auto_init": auto_init,
                 "default_branch": default_branch}
         return self._json("POST", "/user/repos", f"Gitea repository {owner}/{repo}", json=body)

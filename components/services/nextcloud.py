@@ -249,8 +249,7 @@ class Nextcloud(Service):
             command=["python", "/srv/ceres-relay.py"],
             user="65534:65534",
             files={"/srv/ceres-relay.py": chat_relay.relay_program(settings)},
-            secret_files={settings.hook_url_file: self.chat.hook_url},
-            envs=[pulumi.Output.concat(f"{chat_relay.SECRET_ENV}=", relay_secret)],
+            secret_files={settings.hook_url_file: self.chat.hook_url, settings.secret_file: relay_secret},
             # Stateless, so no volume. The alpine image's busybox has wget; the endpoint answers
             # without touching Mattermost, so a chat outage does not restart the relay.
             healthcheck=http_check(f"http://127.0.0.1:{settings.port}{chat_relay.HEALTH_PATH}", tool="wget"),

@@ -145,10 +145,11 @@ class Redmine(Service):
         project's overview to `<wiki_url>/<project identifier>` (see config.wiki_script)."""
         return self._settings_step(owner, "redmine-wiki", config.wiki_script(config.WikiLinks(wiki_url=wiki_url)))
 
-    def _settings_step(self, owner: pulumi.Resource, name: str, script: str) -> ContainerScript:
+    def _settings_step(self, owner: pulumi.Resource, name: str, script: str,
+                       env: dict[str, pulumi.Input[str]] | None = None) -> ContainerScript:
         # After the bootstrap: each `rails runner` loads the whole app, and the container's memory
         # limit is for all of them at once.
-        return ContainerScript(owner, name, container=self.container, host=self._host, script=script,
+        return ContainerScript(owner, name, container=self.container, host=self._host, script=script, env=env,
                                user=config.CONTAINER_USER, depends_on=[self.bootstrap.command])
 
     def _post_to_chat(self, chat: Mattermost) -> None:
@@ -156,15 +157,8 @@ class Redmine(Service):
         environment (it is a secret); a new hook URL changes the step's inputs and runs it again."""
         self.chat = ChatWebhookEdge(self, chat, "projects", username="Redmine")
         messenger = config.MessengerSettings(channel=self.chat.channel_name, username=self.chat.username)
-        ContainerScript(
-            self.chat,
-            "redmine-chat",
-            container=self.container,
-            host=self._host,
-            script=config.messenger_script(messenger),
-            env={config.CHAT_HOOK_VARIABLE: self.chat.hook_url},
-            user=config.CONTAINER_USER,
-        )
+        self._settings_step(self.chat, "redmine-chat", config.messenger_script(messenger),
+                            env={config.CHAT_HOOK_VARIABLE: self.chat.hook_url})
 
     def _build_image(
         self, spec: StackSpec, host: DockerHostComponent, plugins: tuple[config.RedminePlugin, ...],

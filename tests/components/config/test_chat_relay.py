@@ -24,7 +24,6 @@ from components.config.chat_relay import (
     NEXTCLOUD_PATH,
     NODE_CREATED,
     NODE_WRITTEN,
-    SECRET_ENV,
     SECRET_HEADER,
     RelaySettings,
     relay_program,
@@ -66,11 +65,12 @@ class Relay:
 def start_relay(tmp_path: Path, hook_url: str, **overrides) -> Iterator[Relay]:
     port = free_port()
     settings = RelaySettings(public_url=PUBLIC, channel="files", hook_url_file=str(tmp_path / "hook-url"),
-                             listen_host="127.0.0.1", port=port, **overrides)
+                             secret_file=str(tmp_path / "relay-secret"), listen_host="127.0.0.1", port=port, **overrides)
     (tmp_path / "hook-url").write_text(hook_url + "\n")
+    (tmp_path / "relay-secret").write_text(SECRET + "\n")
     program = tmp_path / "relay.py"
     program.write_text(relay_program(settings))
-    process = subprocess.Popen([sys.executable, str(program)], env={"PATH": os.environ["PATH"], SECRET_ENV: SECRET},
+    process = subprocess.Popen([sys.executable, str(program)], env={"PATH": os.environ["PATH"]},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     relay = Relay(port, process, tmp_path / "hook-url")
     try:
@@ -204,11 +204,12 @@ def test_the_worst_case_stays_under_nextclouds_http_timeout():
 
 def test_it_refuses_to_start_without_a_secret(tmp_path: Path):
     program = tmp_path / "relay.py"
+    secret_file = str(tmp_path / "missing-secret")
     program.write_text(relay_program(RelaySettings(public_url=PUBLIC, channel="files", port=free_port(),
-                                                   listen_host="127.0.0.1")))
+                                                   listen_host="127.0.0.1", secret_file=secret_file)))
     result = subprocess.run([sys.executable, str(program)], env={"PATH": os.environ["PATH"]},
                             capture_output=True, text=True, timeout=15)
-    assert result.returncode == 1 and SECRET_ENV in result.stderr
+    assert result.returncode == 1 and secret_file in result.stderr
 
 
 @pytest.mark.parametrize("bad", [{"public_url": "https://x/path"}, {"channel": "Files!"},

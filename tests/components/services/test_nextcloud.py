@@ -232,12 +232,12 @@ def test_the_relay_gets_its_program_plain_and_the_hook_url_and_secret_only_as_se
     uploads = {u["file"]: u["content"] for u in relay.inputs["uploads"]}
     program = uploads["/srv/ceres-relay.py"]
     assert program == relay_program(RelaySettings(public_url="https://nextcloud.ceres.localhost", channel="files"))
-    assert uploads["/run/ceres/mattermost-hook-url"] == SECRET_MARK
-    assert relay.inputs["envs"] == [SECRET_MARK]
+    assert uploads["/run/ceres/mattermost-hook-url"] == uploads["/run/ceres/relay-secret"] == SECRET_MARK
+    assert not relay.inputs.get("envs"), "no secret in the environment `docker inspect` shows"
     secret = unwrap(by_name(run, "nextcloud-relay-secret", "RandomPassword").state["result"])
-    assert unwrap(relay.state["envs"]) == [f"CERES_RELAY_SECRET={secret}"]
-    hook = unwrap(relay.state["uploads"])
-    assert any(str(u.get("content", "")).startswith("http://mattermost:8065/hooks/") for u in hook)
+    opened = {u["file"]: u["content"] for u in unwrap(relay.state["uploads"])}
+    assert opened["/run/ceres/relay-secret"] == secret
+    assert opened["/run/ceres/mattermost-hook-url"].startswith("http://mattermost:8065/hooks/")
 
 
 def test_webhooks_are_registered_in_nextcloud_with_secrets_from_env_after_the_relay_runs(with_chat):
