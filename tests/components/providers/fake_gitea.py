@@ -15,16 +15,15 @@ import copy
 import json
 import re
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest
+
+from tests.components.providers.fake_api import InjectedFaults, Recorded, contract_problem, serving_fake
 
 CONTRACT = Path("/work/shared/specs/gitea-api.openapi.json")
 VALID_TOKEN = "fake-gitea-token-0123456789abcdef"
@@ -80,16 +79,7 @@ class Refusal(Exception):
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeGitea:
+class FakeGitea(InjectedFaults):
     base_url: str = ""
     token: str = VALID_TOKEN
     # Who the token belongs to (GET /user); POST /user/repos makes repositories of this account.
@@ -100,17 +90,8 @@ class FakeGitea:
     hooks: dict[int, dict] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     contract_errors: list[str] = field(default_factory=list)
-    _failures: list[int] = field(default_factory=list)
-    _delays: list[float] = field(default_factory=list)
     _ids: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    # Knobs
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self._failures.extend([status] * count)
-
-    def delay_next(self, seconds: float, count: int = 1) -> None:
-        self._delays.extend([seconds] * count)
 
     # Hand edits (what an admin does in the UI)
     def add_org(self, name: str, full_name: str = "", visibility: str = "public") -> dict:
@@ -132,13 +113,10 @@ class FakeGitea:
         query = dict(parse_qsl(parts.query))
         with self._lock:
             self.requests.append(Recorded(method, parts.path, query, headers, body))
-            delay = self._delays.pop(0) if self._delays else 0.0
-            failure = self._failures.pop(0) if self._failures else None
-        if delay:
-            time.sleep(delay)
+        failure = self.next_fault()
         if failure:
             return failure, {"message": "fake: injected failure", "url": self._swagger()}
-        problem = self._contract_problem(method, parts.path, query, headers, body)
+        problem = contract_problem(_CONTRACT, self.base_url, method, parts.path, query, headers, body)
         if problem:
             self.contract_errors.append(f"{method} {parts.path}: {problem}")
             return 422, {"message": f"contract: {problem}", "url": self._swagger()}
@@ -153,15 +131,6 @@ class FakeGitea:
             if self.echo_body_in_errors and body:
                 message += f" (request: {body.decode()})"
             return refusal.status, {"message": message, "url": self._swagger()}
-
-    def _contract_problem(self, method, path, query, headers, body) -> str | None:
-        request = MockRequest(self.base_url, method.lower(), path, args=query,
-                              headers={k.title(): v for k, v in headers.items()}, data=body or None,
-                              content_type=headers.get("content-type", "application/json").split(";")[0])
-        errors = _CONTRACT.unmarshal_request(request).errors
-        if not errors:
-            return None
-        return "; ".join(f"{type(e).__name__}: {getattr(e, '__cause__', '') or e}" for e in errors)
 
     def _route(self, method: str, seg: list[str], query: dict, data: Any) -> tuple[int, Any]:
         match (method, seg):
@@ -322,41 +291,8 @@ class FakeGitea:
 _CONTRACT = load_contract()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeGitea
-    timeout = 10  # a stuck client cannot hold a server thread forever
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload = self.server.fake.handle(self.command, self.path, headers, body)  # type: ignore[attr-defined]
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-
 @contextmanager
 def running_fake_gitea() -> Iterator[FakeGitea]:
     """Start a fake Gitea on a free 127.0.0.1 port; stopped on exit, even after a failure."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    fake = FakeGitea(base_url=f"http://127.0.0.1:{server.server_address[1]}")
-    server.fake = fake  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_fake(FakeGitea()) as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -15,19 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest
+
+from tests.components.providers.fake_api import InjectedFaults, Recorded, contract_problem, serving_fake
 
 CONTRACT = Path("/work/shared/specs/mattermost-api.openapi.yaml")
 VALID_TOKEN = "fake-mattermost-token-0123456789"
@@ -83,16 +82,7 @@ class Refusal(Exception):
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeMattermost:
+class FakeMattermost(InjectedFaults):
     base_url: str = ""
     token: str = VALID_TOKEN
     # ServiceSettings.EnablePostUsernameOverride / EnablePostIconOverride: off on a real server
@@ -106,18 +96,8 @@ class FakeMattermost:
     hooks: dict[str, dict] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     contract_errors: list[str] = field(default_factory=list)
-    _failures: list[int] = field(default_factory=list)
-    _delays: list[float] = field(default_factory=list)
     _ids: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    # Knobs
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self._failures.extend([status] * count)
-
-    def delay_next(self, seconds: float, count: int = 1) -> None:
-        self._delays.extend([seconds] * count)
 
     # Hand edits (what an admin does in the UI)
 
@@ -147,13 +127,10 @@ class FakeMattermost:
         query = dict(parse_qsl(parts.query))
         with self._lock:
             self.requests.append(Recorded(method, parts.path, query, headers, body))
-            delay = self._delays.pop(0) if self._delays else 0.0
-            failure = self._failures.pop(0) if self._failures else None
-        if delay:
-            time.sleep(delay)
+        failure = self.next_fault()
         if failure:
             return failure, self._error(failure, "fake.injected_failure", "fake: injected failure", parts.path)
-        problem = self._contract_problem(method, parts.path, query, headers, body)
+        problem = contract_problem(_CONTRACT, self.base_url, method, parts.path, query, headers, body)
         if problem:
             self.contract_errors.append(f"{method} {parts.path}: {problem}")
             return 400, self._error(400, "api.context.invalid_body_param.app_error", f"contract: {problem}", parts.path)
@@ -171,15 +148,6 @@ class FakeMattermost:
         if self.echo_path_in_errors:
             message += f" (path: {path})"
         return {"id": error_id, "message": message, "detailed_error": "", "request_id": "fakerequest", "status_code": status}
-
-    def _contract_problem(self, method, path, query, headers, body) -> str | None:
-        request = MockRequest(self.base_url, method.lower(), path, args=query,
-                              headers={k.title(): v for k, v in headers.items()}, data=body or None,
-                              content_type=headers.get("content-type", "application/json").split(";")[0])
-        errors = _CONTRACT.unmarshal_request(request).errors
-        if not errors:
-            return None
-        return "; ".join(f"{type(e).__name__}: {getattr(e, '__cause__', '') or e}" for e in errors)
 
     def _route(self, method: str, seg: list[str], query: dict, data: Any) -> tuple[int, Any]:
         match (method, seg):
@@ -347,47 +315,8 @@ def _now() -> int:
 _CONTRACT = load_contract()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 10  # a stuck client cannot hold a server thread forever
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload = self.server.fake.handle(self.command, self.path, headers, body)  # type: ignore[attr-defined]
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (the timeout tests) leaves a broken pipe behind: not news.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 @contextmanager
 def running_fake_mattermost() -> Iterator[FakeMattermost]:
     """Start a fake Mattermost on a free 127.0.0.1 port; stopped on exit, even after a failure."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    fake = FakeMattermost(base_url=f"http://127.0.0.1:{server.server_address[1]}")
-    server.fake = fake  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_fake(FakeMattermost()) as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -23,13 +23,13 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
+
+from tests.components.providers.fake_api import InjectedFaults, serving_fake
 
 VALID_KEY = "eyJhbGciOiJSUzI1NiJ9.fake-wikijs-api-key.0123456789abcdef"
 MASK = "********"
@@ -169,9 +169,9 @@ class Recorded:
 
 
 @dataclass
-class FakeWikiJs:
+class FakeWikiJs(InjectedFaults):
     key: str = VALID_KEY
-    port: int = 0
+    base_url: str = ""
     # key -> {"isEnabled", "mode", "syncInterval", "config"}: the wiki's `storage` table.
     targets: dict[str, dict] = field(default_factory=lambda: {
         key: {"isEnabled": False, "mode": MODULES[key]["supportedModes"][0], "syncInterval": None,
@@ -183,19 +183,7 @@ class FakeWikiJs:
     ignore_updates: bool = False
     resolver_error: str | None = None
     setup_wizard: bool = False
-    _fail: list[int] = field(default_factory=list)
-    _delays: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self._fail.extend([status] * count)
-
-    def delay_next(self, seconds: float, count: int = 1) -> None:
-        self._delays.extend([seconds] * count)
 
     def mutations(self) -> list[Recorded]:
         return [call for call in self.calls if call.operation == "mutation"]
@@ -210,17 +198,13 @@ class FakeWikiJs:
 
     # HTTP ---------------------------------------------------------------------------------------
 
-    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        with self._lock:
-            delay = self._delays.pop(0) if self._delays else 0.0
-            failure = self._fail.pop(0) if self._fail else None
-        if delay:
-            time.sleep(delay)
+    def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        failure = self.next_fault()
         if failure:
             return failure, {"message": "Service Unavailable"}
         if self.http_401:
             return 401, {"message": "Unauthorized"}
-        if path != "/graphql" or self.setup_wizard:
+        if method != "POST" or path != "/graphql" or self.setup_wizard:
             return 404, {"message": "Not Found"}
         try:
             body = json.loads(raw or b"{}")
@@ -327,37 +311,8 @@ class _Storage:
         return self.fake.update_targets(targets)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeWikiJs
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        status, body = self.fake.handle(self.path, headers, raw)
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-
 @contextmanager
 def running_fake_wikijs() -> Iterator[FakeWikiJs]:
     """A fake wiki on a free 127.0.0.1 port, stopped on the way out even when the test fails."""
-    fake = FakeWikiJs()
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_fake(FakeWikiJs()) as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -71,7 +71,7 @@ def test_diff_updates_in_place_and_replaces_for_another_wiki(host: PluginHost) -
 
 def test_create_configures_the_wiki_through_the_host(host: PluginHost, fake: FakeWikiJs) -> None:
     fake.enable_backup()
-    inputs, failures = host.check(PROVIDER, {}, props(fake.url))
+    inputs, failures = host.check(PROVIDER, {}, props(fake.base_url))
     assert failures == []
 
     id_, outs = host.create(PROVIDER, inputs)

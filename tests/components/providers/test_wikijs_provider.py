@@ -26,7 +26,7 @@ def fake() -> Iterator[FakeWikiJs]:
 
 def news(fake: FakeWikiJs | None = None, **changes) -> dict:
     values = {
-        "api_url": fake.url if fake else "https://wikijs.ceres.example.com",
+        "api_url": fake.base_url if fake else "https://wikijs.ceres.example.com",
         "token": VALID_KEY,
         "repo_url": "https://git.ceres.example.com/ceres/wiki.git",
         "username": "ceres-bot",
@@ -191,7 +191,7 @@ def test_lifecycle_create_read_update_drift_delete_keeps_other_targets(fake):
 def test_the_fake_punishes_a_client_that_sends_only_its_own_target(fake):
     # Why the provider sends every target back: here a target left out of the list is reset.
     fake.enable_backup()
-    client = w.WikiJsClient(fake.url, VALID_KEY)
+    client = w.WikiJsClient(fake.base_url, VALID_KEY)
 
     client.update_targets([w.find(client.targets(), "git").as_input()], "only git")
 
@@ -243,7 +243,7 @@ def test_read_shows_a_password_cleared_by_hand_and_hides_a_kept_one(fake):
 def test_the_targets_query_never_shows_the_password(fake):
     PROVIDER.create(checked(fake))
 
-    shown = w.WikiJsClient(fake.url, VALID_KEY).targets()
+    shown = w.WikiJsClient(fake.base_url, VALID_KEY).targets()
 
     assert w.find(shown, "git").config["basicPassword"] == MASK
     assert PASSWORD not in json.dumps(fake.shown_targets())
@@ -343,7 +343,7 @@ def test_graphql_errors_inside_a_200_become_a_clear_error(fake):
 
 
 def test_a_request_that_does_not_fit_the_schema_is_a_400_with_the_password_scrubbed(fake):
-    client = w.WikiJsClient(fake.url, VALID_KEY, secrets=[PASSWORD])
+    client = w.WikiJsClient(fake.base_url, VALID_KEY, secrets=[PASSWORD])
 
     with pytest.raises(ApiError) as caught:
         client._graphql(f'query {{ storage {{ nosuch(x: "{PASSWORD}") }} }}', {}, "bad query")
