@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pulumi
 import pulumiverse_grafana as grafana
 
 from components.base import Service
+from components.config import grafana as config
+from components.config.prometheus import BasicAuth, ScrapeJob
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.chat import ChatWebhookEdge
 from components.integrations.database import DatabaseEdge
+from components.integrations.datasource import DatasourceEdge
 from components.integrations.oidc import OidcLogin, oidc_login
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
 
 if TYPE_CHECKING:
+    from components.services.loki import Loki
     from components.services.mattermost import Mattermost
+    from components.services.prometheus import Prometheus
+    from components.services.tempo import Tempo
 
 SECRETS_DIR = "/etc/grafana/secrets"
+# The user Prometheus scrapes /metrics as (Grafana checks the pair only on /metrics).
+METRICS_USER = "prometheus"
 
 
 class Grafana(Service):
@@ -33,7 +42,13 @@ class Grafana(Service):
     With the chat-grafana edge, Grafana alerts go to the alerts channel: Grafana has no Mattermost
     contact point, so a Slack-type one posts to Mattermost's hook, and the notification policy makes
     it the default. Both are made through Grafana's API at its public URL, once the proxy serves it
-    (`reachable_url`).
+    (`reachable_url`), by one provider signed in as the admin, which also makes the datasources
+    (a `datasource-<backend>` edge per backend given, with fixed uids and trace <-> log links) and,
+    with Prometheus, the "CERES" folder of dashboards.
+
+    /metrics (on by default in Grafana 12) is on the HTTP port the proxy publishes, so it asks for
+    basic auth (`scrape_job`). With `otlp_endpoint` (the collector's OTLP gRPC `host:port`)
+    Grafana sends its own traces there (`traced`).
     """
 
     HTTP_PORT = 3000
@@ -46,6 +61,10 @@ class Grafana(Service):
         postgres: PostgreSQL | None,
         sso: bool = False,
         chat: Mattermost | None = None,
+        prometheus: Prometheus | None = None,
+        loki: Loki | None = None,
+        tempo: Tempo | None = None,
+        otlp_endpoint: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("grafana", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -56,6 +75,7 @@ class Grafana(Service):
         # database (Grafana 12 envelope encryption): never rotate it, or those become unreadable.
         secret_key = self.generate_secret("grafana-secret-key", 40)
         self.admin_password = admin_password
+        self.metrics_password = self.generate_secret("grafana-metrics-password")
         envs: list[pulumi.Input[str]] = [
             f"GF_SERVER_ROOT_URL={self.url}/",
             f"GF_SERVER_DOMAIN={self.url.removeprefix('https://')}",
@@ -70,11 +90,19 @@ class Grafana(Service):
             "GF_ANALYTICS_REPORTING_ENABLED=false",
             "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
             "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
+            f"GF_METRICS_BASIC_AUTH_USERNAME={METRICS_USER}",
+            f"GF_METRICS_BASIC_AUTH_PASSWORD__FILE={SECRETS_DIR}/metrics_password",
         ]
         secret_files: dict[str, pulumi.Input[str]] = {
             f"{SECRETS_DIR}/admin_password": admin_password,
             f"{SECRETS_DIR}/secret_key": secret_key,
+            f"{SECRETS_DIR}/metrics_password": self.metrics_password,
         }
+        self.traced = otlp_endpoint is not None
+        if otlp_endpoint is not None:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+:\d{1,5}", otlp_endpoint):
+                raise ValueError(f"Grafana: otlp_endpoint={otlp_endpoint!r}: give the collector's OTLP gRPC host:port, e.g. otel-collector:4317")
+            envs += self._tracing_envs(otlp_endpoint)
         self.oidc: OidcLogin | None = None
         if sso:
             self.oidc = oidc_login(spec, self, ("/login/generic_oauth",))
@@ -106,24 +134,80 @@ class Grafana(Service):
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/api/health", tool="curl", start_period="120s"),
             depends_on=depends_on,
         )
+        # Grafana serves its own metrics on its HTTP port.
+        self.metrics_target = self.upstream
+        self._verify_tls = spec.tls.mode != "internal"
+        self._admin: grafana.Provider | None = None
         self.chat: ChatWebhookEdge | None = None
         if chat is not None:
-            self._alert_to_chat(spec, chat)
+            self._alert_to_chat(chat)
+        backends = [backend for backend in (prometheus, loki, tempo) if backend is not None]
+        self.datasources = [
+            DatasourceEdge(self, backend, self.on_grafana(), linked=[b.service for b in backends])
+            for backend in backends
+        ]
+        self.dashboards: dict[str, grafana.oss.Dashboard] = {}
+        if prometheus is not None:
+            self._add_dashboards(spec)
         self.register_outputs({"url": self.url, "internal_url": self.internal_url})
 
-    def _alert_to_chat(self, spec: StackSpec, chat: Mattermost) -> None:
-        """The chat-grafana edge: a provider signed in as the admin, the contact point, the policy."""
-        self.chat = ChatWebhookEdge(self, chat, "alerts", username="Grafana")
-        admin = grafana.Provider(
-            "grafana-admin",
-            url=self.reachable_url,
-            auth=pulumi.Output.secret(pulumi.Output.concat(self.admin_username, ":", self.admin_password)),
-            # Caddy's internal CA (dev) is not in the deploying machine's trust store; ACME
-            # certificates (prod) are, and are verified.
-            insecure_skip_verify=spec.tls.mode == "internal",
-            opts=pulumi.ResourceOptions(parent=self.chat, depends_on=[self.container.container]),
+    def scrape_job(self) -> ScrapeJob:
+        """/metrics answers only with the metrics user and password (basic auth)."""
+        return ScrapeJob(self.service, (self.metrics_target,), basic_auth=BasicAuth(METRICS_USER, self.metrics_password))
+
+    def on_grafana(self, **extra) -> pulumi.ResourceOptions:
+        """Options for a resource made through Grafana's API: the one admin provider, made on first
+        use, signed in at the public URL once Grafana runs and the proxy serves it."""
+        if self._admin is None:
+            self._admin = grafana.Provider(
+                "grafana-admin",
+                url=self.reachable_url,
+                auth=pulumi.Output.secret(pulumi.Output.concat(self.admin_username, ":", self.admin_password)),
+                # Caddy's internal CA (dev) is not in the deploying machine's trust store; ACME
+                # certificates (prod) are, and are verified.
+                insecure_skip_verify=not self._verify_tls,
+                # It was the chat edge's child before datasources and dashboards shared it.
+                opts=self.child(depends_on=[self.container.container],
+                                aliases=[pulumi.Alias(parent=self.chat)] if self.chat is not None else None),
+            )
+        return pulumi.ResourceOptions(provider=self._admin, **extra)
+
+    def _add_dashboards(self, spec: StackSpec) -> None:
+        """The "CERES" folder and its dashboards, for the exporters and services this stack runs."""
+        settings = config.DashboardSettings(
+            stack=pulumi.get_stack(),
+            sources=frozenset(s for s in config.DASHBOARD_SOURCES if spec.enabled(s)),
+            datasources=frozenset(edge.target.service for edge in self.datasources),
+            replication=spec.ha.enabled,
         )
-        on_grafana = pulumi.ResourceOptions(parent=self.chat, provider=admin)
+        folder = grafana.oss.Folder("grafana-folder-ceres", title=config.FOLDER_TITLE, uid=config.FOLDER_UID,
+                                    opts=self.on_grafana(parent=self))
+        datasources = [edge.datasource for edge in self.datasources]
+        for uid, text in config.dashboards(settings).items():
+            self.dashboards[uid] = grafana.oss.Dashboard(
+                f"grafana-dashboard-{uid}",
+                config_json=text,
+                folder=folder.uid,
+                # The program owns these dashboards: edits made in the UI are replaced.
+                overwrite=True,
+                opts=self.on_grafana(parent=self, depends_on=datasources),
+            )
+
+    @staticmethod
+    def _tracing_envs(otlp_endpoint: str) -> list[str]:
+        """Grafana's own spans over OTLP gRPC (plaintext inside the monitoring network: Grafana's
+        `insecure` defaults to true), W3C trace context, every request sampled."""
+        return [
+            f"GF_TRACING_OPENTELEMETRY_OTLP_ADDRESS={otlp_endpoint}",
+            "GF_TRACING_OPENTELEMETRY_OTLP_PROPAGATION=w3c",
+            "GF_TRACING_OPENTELEMETRY_SAMPLER_TYPE=const",
+            "GF_TRACING_OPENTELEMETRY_SAMPLER_PARAM=1",
+        ]
+
+    def _alert_to_chat(self, chat: Mattermost) -> None:
+        """The chat-grafana edge: the contact point and the policy, through the admin provider."""
+        self.chat = ChatWebhookEdge(self, chat, "alerts", username="Grafana")
+        on_grafana = self.on_grafana(parent=self.chat)
         contact_point = grafana.alerting.ContactPoint(
             "grafana-chat-contact-point",
             name="Mattermost",
