@@ -1,4 +1,5 @@
-"""Uptime Kuma bootstrap: first-run admin and one API key, without a click.
+"""Uptime Kuma bootstrap: first-run admin, one API key, the platform's notifications and one
+monitor per public endpoint, without a click.
 
 Kuma 1.x has no REST or CLI for its first run: the UI itself speaks socket.io (`needSetup`,
 `setup`, `login`, `getAPIKeyList`, `addAPIKey`, `deleteAPIKey`). The image ships Node and, in its
@@ -10,8 +11,8 @@ Idempotent: setup only while Kuma says it needs it; the API key's secret is show
 kept on Kuma's data volume (next to the database that holds its hash) and printed again on a
 re-run as long as Kuma still accepts it; only a key that is gone, disabled or refused is
 replaced, and never more than one key of that name exists. Credentials come from the
-environment only. `tests/components/config/test_uptime_kuma_bootstrap.py` runs it against a
-stub socket.io server.
+environment only. `tests/components/config/test_uptime_kuma_bootstrap.py` and
+`test_uptime_kuma_monitors.py` run the programs against a stub socket.io server.
 """
 
 from __future__ import annotations
@@ -267,6 +268,10 @@ class KumaNotifications:
             if wanted is not None and not _NAME.match(wanted.name):
                 raise ValueError(f"notification name {wanted.name!r}: letters, digits, ' ', '_', '.', '-' only")
 
+    def names(self) -> tuple[str, ...]:
+        """The names the platform's notifications are kept under (what monitors are linked to)."""
+        return tuple(wanted.name for wanted in (self.mattermost, self.smtp) if wanted is not None)
+
     def wanted(self) -> list[dict]:
         """Each notification: its name, its plain fields, and the field filled from the environment."""
         result = []
@@ -347,3 +352,203 @@ def notifications_program(settings: KumaNotifications) -> str:
 def notifications_script(settings: KumaNotifications) -> str:
     """The shell script `docker exec ... sh -s` runs for the notifications step."""
     return _shell(notifications_program(settings), settings.app_dir)
+
+
+# Monitors: one HTTP monitor per public endpoint, over the same socket API as the UI (Kuma 1.23
+# server/server.js: `add` takes the monitor with `notificationIDList` ({id: true}) and
+# `accepted_statuscodes` (strings); `editMonitor` overwrites every field from the object it gets,
+# so an edit sends the whole monitor as `monitorList` shows it (an object keyed by id, pushed after
+# login and after every change) with our fields over it; `pauseMonitor`/`resumeMonitor` by id).
+# CERES marks its monitors in `description`: only those are ever edited, so a monitor someone made
+# in the UI is never touched, even if it has the same name.
+MANAGED_MARK = "Managed by CERES"
+_MANAGED_DESCRIPTION = f"{MANAGED_MARK}: a public endpoint of the platform (edits here are reverted)."
+_RETIRED_DESCRIPTION = f"{MANAGED_MARK}: retired, no longer a public endpoint (paused to keep its history)."
+# 2xx and 3xx: a gated UI answers 302 to its sign-in page. Two of the UI's own ranges, so the
+# monitor's edit form shows them as chosen.
+ACCEPTED_STATUS_CODES: tuple[str, ...] = ("200-299", "300-399")
+_MONITOR_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s'\"\\]*)?$")
+_MONITOR_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,150}$")
+
+
+@dataclass(frozen=True)
+class HttpMonitor:
+    """One public endpoint: Kuma's monitor `name` and the URL it fetches."""
+
+    name: str
+    url: str
+
+    def __post_init__(self) -> None:
+        if not _MONITOR_NAME.match(self.name) or self.name != self.name.strip():
+            raise ValueError(f"monitor name {self.name!r}: 1-150 printable characters, no outer spaces")
+        if not _MONITOR_URL.match(self.url):
+            raise ValueError(f"monitor {self.name!r}: url {self.url!r} must be http(s)://host[:port][/path]")
+
+
+@dataclass(frozen=True)
+class KumaMonitors:
+    """The monitors the platform keeps in Kuma, the notifications (by name) each one gets, and how
+    they probe. `ignore_tls` only where the certificates come from Caddy's internal CA, which Kuma
+    does not trust; otherwise Kuma checks the chain and warns before a certificate expires."""
+
+    monitors: tuple[HttpMonitor, ...] = ()
+    notification_names: tuple[str, ...] = ()
+    ignore_tls: bool = False
+    interval_seconds: int = 60
+    # Failed checks in a row before a monitor is DOWN (monitor_status 0); PENDING (2) before that.
+    retries: int = 2
+    url: str = "http://127.0.0.1:3001"
+    app_dir: str = "/app"
+    timeout_seconds: int = 120
+
+    def __post_init__(self) -> None:
+        KumaBootstrap(url=self.url, app_dir=self.app_dir)  # the same checks on the shared fields
+        object.__setattr__(self, "monitors", tuple(self.monitors))
+        object.__setattr__(self, "notification_names", tuple(self.notification_names))
+        names = [monitor.name for monitor in self.monitors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"monitor names must be unique, got {names}")
+        for name in self.notification_names:
+            if not _NAME.match(name):
+                raise ValueError(f"notification name {name!r}: letters, digits, ' ', '_', '.', '-' only")
+        # Kuma refuses intervals under 20 s (server/model/monitor.js validate()).
+        if self.interval_seconds < 20 or self.retries < 0:
+            raise ValueError(f"interval {self.interval_seconds}s must be >= 20 and retries {self.retries} >= 0")
+
+    def fields(self) -> dict:
+        """What every CERES monitor is set to, besides its name and URL."""
+        return {
+            "type": "http",
+            "method": "GET",
+            "description": _MANAGED_DESCRIPTION,
+            "interval": self.interval_seconds,
+            "retryInterval": self.interval_seconds,
+            "maxretries": self.retries,
+            # The UI's default: 80 % of the interval, so a slow answer fails before the next check.
+            "timeout": int(self.interval_seconds * 0.8),
+            "accepted_statuscodes": list(ACCEPTED_STATUS_CODES),
+            # The answer of the endpoint itself: following a gate's 302 to the sign-in would test
+            # Keycloak's login page through every gated UI, so one Keycloak outage would page once per UI.
+            "maxredirects": 0,
+            "ignoreTls": self.ignore_tls,
+            "expiryNotification": not self.ignore_tls,
+            "upsideDown": False,
+        }
+
+
+_MONITORS_MAIN = r"""
+let monitors = null;
+let notifications = null;
+// Kuma pushes both lists after login (monitorList as an object keyed by id) and again after
+// every change; the program reads them once, then works from the answers to its own calls.
+socket.on("monitorList", (list) => { monitors = list; });
+socket.on("notificationList", (list) => { notifications = list; });
+
+async function pushed(read) {
+    while (read() === null) await new Promise((resolve) => setTimeout(resolve, 50));
+    return read();
+}
+
+const isOurs = (monitor) => typeof monitor.description === "string" && monitor.description.startsWith(settings.mark);
+const isRetired = (monitor) => monitor.description === settings.retiredDescription;
+
+function notificationIDs(list) {
+    const ids = {};
+    for (const name of settings.notificationNames) {
+        const found = list.find((candidate) => candidate.name === name);
+        if (!found) fail("notification " + name + " is missing: the notifications step makes it first");
+        ids[String(found.id)] = true;
+    }
+    return ids;
+}
+
+// Kuma returns some booleans as 0/1: compare as the type we send.
+function same(current, wanted) {
+    if (typeof wanted === "boolean") return Boolean(current) === wanted;
+    return JSON.stringify(current) === JSON.stringify(wanted);
+}
+
+function unchanged(current, wanted, ids) {
+    const linked = current.notificationIDList || {};
+    return Object.keys(wanted).every((key) => same(current[key], wanted[key]))
+        && Object.keys(ids).every((id) => linked[id]);
+}
+
+async function save(current, wanted, ids) {
+    // Notifications someone added in the UI stay; ours are added to them.
+    const monitor = Object.assign({}, current, wanted, { notificationIDList: Object.assign({}, current.notificationIDList, ids) });
+    const saved = await call("editMonitor", monitor);
+    if (!saved.ok) refused("saving monitor " + current.name, saved);
+}
+
+async function keep(current, wanted, ids) {
+    if (unchanged(current, wanted, ids)) return current.name + " unchanged";
+    const retired = isRetired(current);
+    await save(current, wanted, ids);
+    if (!retired) return current.name + " updated";
+    const resumed = await call("resumeMonitor", current.id);
+    if (!resumed.ok) refused("resuming monitor " + current.name, resumed);
+    return current.name + " resumed";
+}
+
+async function create(wanted, ids) {
+    const added = await call("add", Object.assign({}, wanted, { notificationIDList: ids }));
+    if (!added.ok) refused("adding monitor " + wanted.name, added);
+    return wanted.name + " created";
+}
+
+// Deleting a monitor loses its history: one that is no longer wanted is paused and marked retired
+// (a stopped monitor leaves /metrics, model/monitor.js stop(), so it raises no monitor_status alert).
+async function retire(current) {
+    if (isRetired(current)) return null;
+    await save(current, { description: settings.retiredDescription }, {});
+    const paused = await call("pauseMonitor", current.id);
+    if (!paused.ok) refused("pausing monitor " + current.name, paused);
+    return current.name + " retired";
+}
+
+async function main() {
+    await ready;
+    await logIn();
+    const ids = notificationIDs(await pushed(() => notifications));
+    const ours = Object.values(await pushed(() => monitors)).filter(isOurs).sort((a, b) => a.id - b.id);
+    const done = [];
+    const kept = new Set();
+    for (const endpoint of settings.monitors) {
+        const wanted = Object.assign({ name: endpoint.name, url: endpoint.url }, settings.fields);
+        const current = ours.find((monitor) => monitor.name === endpoint.name);
+        if (current) kept.add(current.id);
+        done.push(current ? await keep(current, wanted, ids) : await create(wanted, ids));
+    }
+    // Ours that no endpoint names any more, and duplicates of a name (the lowest id is kept).
+    for (const stale of ours.filter((monitor) => !kept.has(monitor.id))) {
+        const retired = await retire(stale);
+        if (retired) done.push(retired);
+    }
+    clearTimeout(deadline);
+    socket.close();
+    process.stdout.write("monitors: " + (done.join(", ") || "none") + "\n", () => process.exit(0));
+}
+
+main().catch((error) => fail(error.stack || String(error)));
+"""
+
+
+def monitors_program(settings: KumaMonitors) -> str:
+    """The Node program that keeps one HTTP monitor per public endpoint in Kuma."""
+    values = {
+        "url": settings.url,
+        "appDir": settings.app_dir,
+        "timeoutSeconds": settings.timeout_seconds,
+        "monitors": [{"name": monitor.name, "url": monitor.url} for monitor in settings.monitors],
+        "notificationNames": list(settings.notification_names),
+        "fields": settings.fields(),
+        "mark": MANAGED_MARK,
+        "retiredDescription": _RETIRED_DESCRIPTION,
+    }
+    return _render(_PRELUDE + _MONITORS_MAIN, "one HTTP monitor per public endpoint", values)
+
+
+def monitors_script(settings: KumaMonitors) -> str:
+    """The shell script `docker exec ... sh -s` runs for the monitors step."""
+    return _shell(monitors_program(settings), settings.app_dir)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import pulumi
 
 from components.base import Service
 from components.bootstrap import ContainerScript
 from components.config import uptime_kuma as config
+from components.config.prometheus import BasicAuth, ScrapeJob
 from components.container import Healthcheck, ServiceContainer
 from components.docker_host import DockerHostComponent
 from components.integrations.chat import ChatWebhookEdge
@@ -28,6 +29,8 @@ class UptimeKuma(Service):
     With `chat` and/or `mail`, a second step keeps Kuma's own `mattermost` and `smtp` notifications,
     on by default and on every monitor. A separate step: the hook URL resolves only once the proxy
     routes Mattermost, and the API key Prometheus needs must not wait for that.
+    A third step keeps one HTTP monitor per public endpoint (`endpoints`: monitor name -> URL),
+    with those notifications on each; Prometheus alerts on their `monitor_status` from /metrics.
     """
 
     HTTP_PORT = 3001
@@ -39,6 +42,7 @@ class UptimeKuma(Service):
         *,
         chat: Mattermost | None = None,
         mail: MailRelay | None = None,
+        endpoints: Mapping[str, str] = {},
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("uptime_kuma", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -62,20 +66,22 @@ class UptimeKuma(Service):
             "uptime_kuma-bootstrap",
             container=self.container,
             host=host,
-            script=config.bootstrap_script(config.KumaBootstrap(url=f"http://127.0.0.1:{self.HTTP_PORT}")),
+            script=config.bootstrap_script(config.KumaBootstrap(url=self._local_url)),
             env={config.USERNAME_ENV: self.admin_username, config.PASSWORD_ENV: admin_password},
             secret_output=True,
         )
         # The password Prometheus sends to /metrics (basic auth; Kuma ignores the user name).
         self.api_key: pulumi.Output[str] = bootstrap.output
+        self.api_key_name = config.KumaBootstrap().key_name
+        self.notifications: config.KumaNotifications | None = None
         self.chat: ChatWebhookEdge | None = None
         self.mail: EmailEdge | None = None
-        if chat is not None or mail is not None:
-            self._notifications(host, chat, mail, bootstrap)
-        self.register_outputs({"internal_url": self.internal_url})
+        notifications = self._notifications(host, chat, mail, bootstrap) if chat is not None or mail is not None else None
+        self._monitors(spec, host, endpoints, notifications or bootstrap)
+        self.register_outputs({"internal_url": self.internal_url, "monitored": sorted(endpoints)})
 
     def _notifications(self, host: DockerHostComponent, hub: Mattermost | None, relay: MailRelay | None,
-                       bootstrap: ContainerScript) -> None:
+                       bootstrap: ContainerScript) -> ContainerScript:
         env: dict[str, pulumi.Input[str]] = {config.USERNAME_ENV: self.admin_username, config.PASSWORD_ENV: self.admin_password}
         mattermost = smtp = None
         if hub is not None:
@@ -88,17 +94,49 @@ class UptimeKuma(Service):
                                            recipients=relay.recipients, username=relay.username, starttls=relay.starttls)
             if relay.password is not None:
                 env[config.SMTP_PASSWORD_ENV] = relay.password
-        ContainerScript(
+        self.notifications = config.KumaNotifications(mattermost=mattermost, smtp=smtp, url=self._local_url)
+        return ContainerScript(
             self,
             "uptime_kuma-notifications",
             container=self.container,
             host=host,
-            script=config.notifications_script(config.KumaNotifications(
-                mattermost=mattermost, smtp=smtp, url=f"http://127.0.0.1:{self.HTTP_PORT}")),
+            script=config.notifications_script(self.notifications),
             env=env,
             depends_on=[bootstrap.command],
         )
 
+    def _monitors(self, spec: StackSpec, host: DockerHostComponent, endpoints: Mapping[str, str],
+                  after: ContainerScript) -> None:
+        """Always made, even with no endpoint: the step also pauses monitors whose endpoint went away."""
+        wanted = config.KumaMonitors(
+            monitors=tuple(config.HttpMonitor(name, url) for name, url in sorted(endpoints.items())),
+            notification_names=self.notifications.names() if self.notifications else (),
+            # Kuma cannot trust Caddy's internal CA; with ACME it checks the chain and the expiry.
+            ignore_tls=spec.tls.mode == "internal",
+            url=self._local_url,
+        )
+        self.monitors = ContainerScript(
+            self,
+            "uptime_kuma-monitors",
+            container=self.container,
+            host=host,
+            script=config.monitors_script(wanted),
+            env={config.USERNAME_ENV: self.admin_username, config.PASSWORD_ENV: self.admin_password},
+            depends_on=[after.command],
+        )
+
+    @property
+    def _local_url(self) -> str:
+        """Where the bootstrap programs reach Kuma: from inside its own container."""
+        return f"http://127.0.0.1:{self.HTTP_PORT}"
+
     @property
     def metrics_target(self) -> str:
         return self.upstream
+
+    def scrape_job(self) -> ScrapeJob:
+        """/metrics with the API key as the basic-auth password. Kuma 1.23 (server/auth.js
+        `apiAuth`) checks the admin's login there only until the first API key exists, then only
+        API keys, for good: a key survives a key made in the UI and an admin password change."""
+        return ScrapeJob("uptime_kuma", (self.metrics_target,),
+                         basic_auth=BasicAuth(self.api_key_name, pulumi.Output.secret(self.api_key)))

@@ -4,8 +4,9 @@ The stub is a small socket.io 4 server that answers the events the script uses t
 Kuma 1.23's server does (server/server.js, socket-handlers/api-key-socket-handler.js: `info` on
 connect, `needSetup`, `setup`, `login`, `getAPIKeyList` + the `apiKeyList` push, `addAPIKey`
 returning `uk<id>_<secret>`, `deleteAPIKey`, and `/metrics` taking the key as the basic-auth
-password). Like Kuma 2.x it answers only after `info`, so the script must wait for it. It keeps
-its state in a JSON file the test can edit, and records every event with its arguments.
+password; the notification and monitor events, the latter for test_uptime_kuma_monitors.py).
+Like Kuma 2.x it answers only after `info`, so the script must wait for it. It keeps its state
+in a JSON file the test can edit, and records every event with its arguments.
 
 The script runs with the same `socket.io-client` line the image bundles: Kuma 1.23.0 shipped
 ~4.6, later 1.23.X dependency updates moved to the 4.8 line; both are tested. npm packages are
@@ -62,6 +63,11 @@ const save = (state) => fs.writeFileSync(stateFile, JSON.stringify(state));
 const record = (event, args) => fs.appendFileSync(logFile, JSON.stringify({ event, args }) + "\n");
 const publicKeys = (state) => state.keys.map((k) => ({ id: k.id, name: k.name, userID: 1, active: k.active, expires: k.expires, status: k.active ? "active" : "inactive" }));
 
+// The fields `editMonitor` copies from what it is sent (the ones an HTTP monitor uses).
+const EDIT_FIELDS = ["name", "description", "type", "url", "method", "body", "headers", "timeout", "interval",
+    "retryInterval", "resendInterval", "hostname", "maxretries", "port", "keyword", "ignoreTls", "expiryNotification",
+    "upsideDown", "packetSize", "maxredirects", "dns_resolve_type", "proxyId", "authMethod", "httpBodyEncoding"];
+
 const server = http.createServer((request, response) => {
     if (request.url !== "/metrics") { response.writeHead(404); response.end(); return; }
     const state = load();
@@ -96,7 +102,8 @@ io.on("connection", async (socket) => {
         if (!admin || data.username !== admin.username || data.password !== admin.password) return { ok: false, msg: "authIncorrectCreds" };
         socket.userID = 1;
         socket.emit("apiKeyList", publicKeys(load()));
-        setImmediate(() => sendNotifications(load()));
+        // Like Kuma's afterLogin (not awaited before the ack): the lists come after the answer.
+        setImmediate(() => { sendMonitors(load()); sendNotifications(load()); });
         return { ok: true, token: "jwt" };
     });
     handle("getAPIKeyList", () => { checkLogin(); socket.emit("apiKeyList", publicKeys(load())); return { ok: true }; });
@@ -123,7 +130,7 @@ io.on("connection", async (socket) => {
         row.name = notification.name; row.config = JSON.stringify(notification); row.is_default = notification.isDefault || false;
         if (notification.applyExisting) {
             for (const monitor of state.monitors) {
-                if (!state.links.some((l) => l[0] === monitor && l[1] === row.id)) state.links.push([monitor, row.id]);
+                if (!state.links.some((l) => l[0] === monitor.id && l[1] === row.id)) state.links.push([monitor.id, row.id]);
             }
         }
         save(state); sendNotifications(state);
@@ -135,6 +142,73 @@ io.on("connection", async (socket) => {
         state.notifications = state.notifications.filter((n) => n.id !== id); save(state); sendNotifications(state);
         return { ok: true, msg: "Deleted" };
     });
+    // Monitors as 1.23 keeps them (server/server.js `add`, `editMonitor`, `pauseMonitor`,
+    // `resumeMonitor`, `deleteMonitor`; model/monitor.js toJSON): `monitorList` is an object keyed
+    // by id; `editMonitor` assigns every field from what it is sent (a missing one becomes null);
+    // the monitor's notifications are replaced by the truthy keys of `notificationIDList`.
+    const monitorJSON = (state, m) => {
+        const json = { id: m.id, user_id: 1, active: Boolean(m.active), parent: null, childrenIDs: [], tags: [], pathName: m.name };
+        for (const field of EDIT_FIELDS) json[field] = m[field] ?? null;
+        for (const flag of ["ignoreTls", "expiryNotification", "upsideDown"]) json[flag] = Boolean(m[flag]);
+        json.accepted_statuscodes = JSON.parse(m.accepted_statuscodes_json);
+        json.notificationIDList = {};
+        for (const [monitorID, notificationID] of state.links) if (monitorID === m.id) json.notificationIDList[notificationID] = true;
+        return json;
+    };
+    const sendMonitors = (state) => {
+        const list = {};
+        for (const m of state.monitors) list[m.id] = monitorJSON(state, m);
+        socket.emit("monitorList", list);
+    };
+    const linkNotifications = (state, id, notificationIDList) => {
+        state.links = state.links.filter((l) => l[0] !== id);
+        for (const key in notificationIDList || {}) if (notificationIDList[key]) state.links.push([id, Number(key)]);
+    };
+    const validate = (monitor) => {
+        if (!monitor.accepted_statuscodes.every((code) => typeof code === "string")) throw new Error("Accepted status codes are not all strings");
+        if (!(monitor.interval >= 20)) throw new Error("Interval cannot be less than 20 seconds");
+    };
+    handle("add", (monitor) => {
+        checkLogin();
+        validate(monitor);
+        const state = load();
+        const { notificationIDList, accepted_statuscodes, ...fields } = monitor;
+        const row = { ...fields, id: state.nextMonitorId++, accepted_statuscodes_json: JSON.stringify(accepted_statuscodes), active: monitor.active !== false ? 1 : 0 };
+        state.monitors.push(row);
+        linkNotifications(state, row.id, notificationIDList);
+        save(state); sendMonitors(state);
+        return { ok: true, msg: "successAdded", msgi18n: true, monitorID: row.id };
+    });
+    handle("editMonitor", (monitor) => {
+        checkLogin();
+        const state = load();
+        const row = state.monitors.find((m) => m.id === monitor.id);
+        if (!row) throw new Error("Cannot read properties of null (reading 'user_id')");
+        validate(monitor);
+        for (const field of EDIT_FIELDS) row[field] = monitor[field] ?? null;
+        row.accepted_statuscodes_json = JSON.stringify(monitor.accepted_statuscodes);
+        linkNotifications(state, row.id, monitor.notificationIDList);
+        save(state); sendMonitors(state);
+        return { ok: true, msg: "Saved.", msgi18n: true, monitorID: row.id };
+    });
+    const setActive = (id, active) => {
+        checkLogin();
+        const state = load();
+        const row = state.monitors.find((m) => m.id === id);
+        if (!row) throw new Error("monitor not found");
+        row.active = active; save(state); sendMonitors(state);
+        return { ok: true, msg: active ? "successResumed" : "successPaused", msgi18n: true };
+    };
+    handle("pauseMonitor", (id) => setActive(id, 0));
+    handle("resumeMonitor", (id) => setActive(id, 1));
+    handle("deleteMonitor", (id) => {
+        checkLogin();
+        const state = load();
+        state.monitors = state.monitors.filter((m) => m.id !== id); linkNotifications(state, id, {});
+        save(state); sendMonitors(state);
+        return { ok: true, msg: "successDeleted", msgi18n: true };
+    });
+    handle("getMonitorList", () => { checkLogin(); sendMonitors(load()); return { ok: true }; });
     handle("deleteAPIKey", (id) => {
         checkLogin();
         const state = load();
@@ -145,6 +219,17 @@ io.on("connection", async (socket) => {
 });
 server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port + "\n"));
 """
+
+
+# Two monitors someone made in the UI before CERES: one shares a name with a platform endpoint.
+FOREIGN_MONITORS = [
+    {"id": 1, "name": "Gitea", "description": None, "type": "http", "url": "https://git.example.org", "interval": 300,
+     "maxretries": 0, "ignoreTls": 0, "expiryNotification": 0, "upsideDown": 0, "maxredirects": 10,
+     "accepted_statuscodes_json": '["200-299"]', "active": 1},
+    {"id": 2, "name": "someone's blog", "description": "mine", "type": "keyword", "url": "https://blog.example.org",
+     "keyword": "Welcome", "interval": 120, "maxretries": 1, "ignoreTls": 0, "expiryNotification": 1, "upsideDown": 0,
+     "maxredirects": 10, "accepted_statuscodes_json": '["200-299"]', "active": 0},
+]
 
 
 def _require(binary: str, package: str) -> str:
@@ -196,7 +281,8 @@ def kuma(tmp_path: Path) -> Iterator[StubKuma]:
     server_modules = installed(SERVER_PACKAGE) / "node_modules"
     state_file, log_file, program = tmp_path / "state.json", tmp_path / "events.log", tmp_path / "stub.js"
     state_file.write_text(json.dumps({"admin": None, "keys": [], "nextId": 1, "apiKeysEnabled": False,
-                                      "notifications": [], "nextNotificationId": 1, "monitors": [1, 2], "links": []}))
+                                      "notifications": [], "nextNotificationId": 1, "monitors": FOREIGN_MONITORS,
+                                      "nextMonitorId": 3, "links": []}))
     program.write_text(STUB_SERVER)
     server = subprocess.Popen(
         [node, str(program), str(state_file), str(log_file)],

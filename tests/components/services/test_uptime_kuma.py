@@ -1,4 +1,5 @@
-"""Uptime Kuma under the recording engine: container, networks, and the bootstrap step."""
+"""Uptime Kuma under the recording engine: container, networks, the bootstrap, notification and
+monitor steps, and the scrape job Prometheus gets."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from components.config.uptime_kuma import (
     PASSWORD_ENV,
     SMTP_PASSWORD_ENV,
     USERNAME_ENV,
+    HttpMonitor,
     KumaBootstrap,
+    KumaMonitors,
     KumaNotifications,
     MattermostNotification,
     SmtpNotification,
     bootstrap_script,
+    monitors_script,
     notifications_script,
 )
 from components.services.uptime_kuma import UptimeKuma
@@ -142,4 +146,80 @@ def test_mail_alone_needs_no_mattermost_and_a_relay_without_login_no_password():
 
 def test_with_notifications_no_secret_is_plain_anywhere(notifying):
     run, _ = notifying
+    assert_no_plain_secrets(run)
+
+
+# Monitors: one per public endpoint, a step after the notifications; and the scrape job.
+
+ENDPOINTS = {"Gitea": "https://gitea.ceres.localhost", "Prometheus": "https://prometheus.ceres.localhost"}
+
+
+def build_watching(stack: str = "dev", **kwargs):
+    made: dict = {}
+
+    def program(spec, host):
+        made["kuma"] = UptimeKuma(spec, host, **kwargs)
+    return run_components(program, stack=stack), made["kuma"]
+
+
+def expected_monitors(ignore_tls: bool, names: tuple[str, ...] = ()) -> str:
+    return monitors_script(KumaMonitors(
+        monitors=(HttpMonitor("Gitea", ENDPOINTS["Gitea"]), HttpMonitor("Prometheus", ENDPOINTS["Prometheus"])),
+        notification_names=names, ignore_tls=ignore_tls, url="http://127.0.0.1:3001"))
+
+
+def test_the_monitors_step_gets_the_endpoints_as_data_and_runs_after_the_bootstrap():
+    run, _ = build_watching(endpoints=ENDPOINTS)
+    step = by_name(run, "uptime_kuma-monitors", "Command")
+    assert step.inputs["create"] == f"docker exec -i -e {USERNAME_ENV} -e {PASSWORD_ENV} ceres-dev-uptime-kuma sh -s"
+    assert step.inputs["stdin"] == expected_monitors(ignore_tls=True), "dev: Caddy's internal CA, which Kuma cannot trust"
+    assert all(url in step.inputs["stdin"] for url in ENDPOINTS.values()), "the endpoints are plain data"
+    assert step.inputs["environment"][PASSWORD_ENV] == SECRET_MARK
+    assert step.secret_outputs == [], "it prints only what it did"
+    assert {by_name(run, "uptime_kuma", "Container").urn,
+            by_name(run, "uptime_kuma-bootstrap", "Command").urn} <= set(step.dependencies)
+    assert_no_plain_secrets(run)
+
+
+def test_with_acme_certificates_kuma_checks_tls_and_watches_expiry():
+    run, _ = build_watching(stack="prod", endpoints=ENDPOINTS)
+    stdin = by_name(run, "uptime_kuma-monitors", "Command").inputs["stdin"]
+    assert stdin == expected_monitors(ignore_tls=False)
+    assert '"ignoreTls": false, "expiryNotification": true' in stdin
+
+
+def test_the_monitors_step_attaches_the_notifications_and_runs_after_them(notifying):
+    run, _ = notifying
+    step = by_name(run, "uptime_kuma-monitors", "Command")
+    assert by_name(run, "uptime_kuma-notifications", "Command").urn in step.dependencies
+    assert '"notificationNames": ["ceres-mattermost", "ceres-email"]' in step.inputs["stdin"]
+
+
+def test_with_no_endpoints_the_step_still_runs_to_pause_what_went_away():
+    run, _ = build()
+    assert '"monitors": []' in by_name(run, "uptime_kuma-monitors", "Command").inputs["stdin"]
+
+
+def test_prometheus_scrapes_with_the_api_key_only_as_a_secret_file():
+    import pulumi_command as command
+
+    from components.config.prometheus import ScrapeJob
+    from components.services.prometheus import Prometheus
+
+    made: dict = {}
+
+    def program(spec, host):
+        made["kuma"] = UptimeKuma(spec, host)
+        Prometheus(spec, host).scrape([made["kuma"]])
+        # The password by itself, as any consumer would get it: secret without anyone's help.
+        command.local.Command("scrape-password-probe", create="true",
+                              environment={"PASSWORD": made["kuma"].scrape_job().basic_auth.password})
+    run = run_components(program)
+    assert by_name(run, "scrape-password-probe", "Command").inputs["environment"]["PASSWORD"] == SECRET_MARK
+    job = made["kuma"].scrape_job()
+    assert isinstance(job, ScrapeJob) and job.name == "uptime_kuma" and job.targets == ("uptime-kuma:3001",)
+    assert job.basic_auth.username == "ceres-prometheus", "Kuma ignores the user name; it names the key"
+    uploads = {u["file"]: u["content"] for u in by_name(run, "prometheus", "Container").inputs["uploads"]}
+    assert uploads["/etc/prometheus/secrets/uptime_kuma/basic_auth_password"] == SECRET_MARK
+    assert "basic_auth" in uploads["/etc/prometheus/prometheus.yml"]
     assert_no_plain_secrets(run)
