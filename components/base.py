@@ -108,18 +108,26 @@ class IntegrationEdge(pulumi.ComponentResource):
         target: Service | str,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        """`target` is a service, or the name of an endpoint outside the stack (`acme_ca`, `smtp`)."""
+        """`target` is a service, or the name of an endpoint outside the stack (`acme_ca`, `smtp`).
+
+        An edge whose catalog source is a group of services (`docker`, `apps`) has no single
+        consumer to live under: `source` is then the service that realises it for the group
+        (Alloy for every container's logs), which must be one the edge touches.
+        """
         entry = catalog.EDGES_BY_ID.get(edge_id)
         if entry is None:
             raise ValueError(f"{type(self).__name__}: no catalog edge {edge_id!r}")
         target_name = target if isinstance(target, str) else target.service
         if isinstance(target, str) and target not in catalog.EXTERNAL_ENDPOINTS:
             raise ValueError(f"{type(self).__name__} {edge_id!r}: {target!r} is not an outside endpoint")
+        source_name = source.service
+        if entry.source in catalog.GROUP_ENDPOINTS and source.service in entry.services:
+            source_name = entry.source
         wiring = (entry.kind, entry.source, entry.target)
-        if wiring != (self.kind, source.service, target_name):
+        if wiring != (self.kind, source_name, target_name):
             raise ValueError(
                 f"{type(self).__name__} {edge_id!r} is catalogued as {wiring}, "
-                f"built as {(self.kind, source.service, target_name)}"
+                f"built as {(self.kind, source_name, target_name)}"
             )
         props = {
             "edgeId": entry.id,

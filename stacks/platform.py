@@ -16,6 +16,7 @@ from components import catalog
 from components.base import IntegrationEdge, Service, fail_unserved
 from components.container import alias_of
 from components.docker_host import DockerHostComponent
+from components.integrations.alert_route import AlertRouteEdge
 from components.integrations.email import MailRelay
 from components.integrations.file_mirror import FileMirrorEdge
 from components.integrations.issue_tracker import IssueTrackerEdge
@@ -86,7 +87,26 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "scrape-redis-exporter",
     "scrape-cadvisor",
     "scrape-loki",
+    "scrape-keycloak",
+    "scrape-gitea",
+    "scrape-alertmanager",
+    "scrape-caddy",
+    "scrape-oauth2-proxy",
+    "scrape-tempo",
+    "scrape-otel-collector",
+    "scrape-alloy",
+    "scrape-grafana",
+    "scrape-uptime-kuma",
+    "alerts-uptime-kuma",
+    "alerts-loki",
+    "datasource-prometheus",
+    "datasource-loki",
+    "datasource-tempo",
     "alerts-prometheus",
+    "logs-shipper",
+    "logs-containers",
+    "traces-collector",
+    "traces-apps",
 })
 
 
@@ -179,12 +199,24 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
     if on("redis_exporter"):
         platform.add(RedisExporter(spec, apps, redis=redis))
 
+    # the trace pipeline, before the apps that send to it
+    collector = tempo = None
+    if on("tempo"):
+        tempo = platform.add(Tempo(spec, apps))
+        if on("otel_collector"):
+            collector = platform.add(OtelCollector(spec, apps, tempo=tempo))
+    otlp_endpoint = collector.otlp_grpc_endpoint if collector and "traces-apps" in edges else None
+
+    def scraped(service: str) -> bool:
+        return catalog.scrape_id(service) in edges
+
     # identity
     keycloak = oauth2_proxy = None
     if on("keycloak"):
-        keycloak = platform.add(Keycloak(spec, apps, postgres=backend(postgres, "db-keycloak")))
+        keycloak = platform.add(Keycloak(spec, apps, postgres=backend(postgres, "db-keycloak"),
+                                         scraped=scraped("keycloak"), otlp_endpoint=otlp_endpoint))
     if on("oauth2_proxy"):
-        oauth2_proxy = platform.add(OAuth2Proxy(spec, apps, keycloak=keycloak))
+        oauth2_proxy = platform.add(OAuth2Proxy(spec, apps, keycloak=keycloak, scraped=scraped("oauth2_proxy")))
 
     # work apps; the chat hub first, as every event source posts to it
     mattermost = None
@@ -198,7 +230,7 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
     if on("gitea"):
         gitea = platform.add(Gitea(spec, apps, postgres=backend(postgres, "db-gitea"), redis=backend(redis, "cache-gitea"),
                                    sso="sso-gitea" in edges, chat=backend(mattermost, "chat-gitea"),
-                                   webhook_hosts=webhook_hosts))
+                                   webhook_hosts=webhook_hosts, scraped=scraped("gitea")))
     # The volume the repo sync writes and Redmine and Nextcloud read: made before any of them.
     repositories = repositories_volume(apps) if synced else None
     redmine = None
@@ -233,32 +265,40 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
             if f"files-{source}" in edges:
                 FileMirrorEdge(platform.services[source], nextcloud)
 
-    # observability: what Prometheus scrapes is built before it
+    # observability
     alertmanager = None
     if on("alertmanager"):
         alertmanager = platform.add(Alertmanager(
             spec, apps, chat=backend(mattermost, "chat-alertmanager"),
             mail=mail_relay if "email-alertmanager" in edges else None,
         ))
+    loki = None
     if on("loki"):
-        loki = platform.add(Loki(spec, apps, alertmanager_url=alertmanager.internal_url if alertmanager else None))
-        if on("alloy"):
-            platform.add(Alloy(spec, apps, loki=loki))
-    if on("tempo"):
-        tempo = platform.add(Tempo(spec, apps))
-        if on("otel_collector"):
-            platform.add(OtelCollector(spec, apps, tempo=tempo))
+        loki = platform.add(Loki(spec, apps, alertmanager=backend(alertmanager, "alerts-loki")))
+        if on("alloy") and "logs-shipper" in edges:
+            platform.add(Alloy(spec, apps, loki=loki, tail_containers="logs-containers" in edges))
     if on("cadvisor"):
         platform.add(CAdvisor(spec, apps))
+    # Prometheus scrapes the proxy that routes it: it gets its targets once the proxy is built.
+    prometheus = None
     if on("prometheus"):
-        scraped = [platform.services[e.target] for e in catalog.EDGES if e.kind == "scrape" and e.id in edges]
-        platform.add(Prometheus(spec, apps, scrape_targets=scraped, alertmanager=backend(alertmanager, "alerts-prometheus")))
+        prometheus = platform.add(Prometheus(spec, apps, alertmanager=backend(alertmanager, "alerts-prometheus")))
     if on("grafana"):
         platform.add(Grafana(spec, apps, postgres=backend(postgres, "db-grafana"), sso="sso-grafana" in edges,
-                             chat=backend(mattermost, "chat-grafana")))
+                             chat=backend(mattermost, "chat-grafana"),
+                             prometheus=backend(prometheus, "datasource-prometheus"), loki=backend(loki, "datasource-loki"),
+                             tempo=backend(tempo, "datasource-tempo"), otlp_endpoint=otlp_endpoint))
+    if otlp_endpoint:
+        collector.receive_from([app for app in platform.services.values() if getattr(app, "traced", False)])
     if on("uptime_kuma"):
-        platform.add(UptimeKuma(spec, apps, chat=backend(mattermost, "chat-uptime-kuma"),
-                                mail=mail_relay if "email-uptime-kuma" in edges else None))
+        # Every routed site, by the URL a user opens; the monitors reach them through Caddy.
+        endpoints = {catalog.display_name(app): spec.public_url(app) for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)
+                     if catalog.route_id(app) in edges}
+        uptime_kuma = platform.add(UptimeKuma(spec, apps, chat=backend(mattermost, "chat-uptime-kuma"),
+                                              mail=mail_relay if "email-uptime-kuma" in edges else None, endpoints=endpoints))
+        if "alerts-uptime-kuma" in edges:
+            # Prometheus scrapes monitor_status and its UptimeKumaMonitorDown rule alerts through Alertmanager.
+            AlertRouteEdge(uptime_kuma, alertmanager)
 
     # operations and the edge
     if on("portainer"):
@@ -268,7 +308,9 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
         routed = [platform.services[app] for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)
                   if catalog.route_id(app) in edges]
         gate = backend(oauth2_proxy, "sso-proxy")
-        caddy = platform.add(Caddy(spec, apps, routes=routed, gate=gate))
+        caddy = platform.add(Caddy(spec, apps, routes=routed, gate=gate, scraped=scraped("caddy")))
+    if prometheus is not None:
+        prometheus.scrape([platform.services[e.target] for e in catalog.EDGES if e.kind == "scrape" and e.id in edges])
 
     # single sign-on: the realm is managed through Keycloak's public URL, so after the proxy
     logins = [e for e in catalog.EDGES if e.kind == "oidc_client" and e.id in edges]

@@ -33,11 +33,13 @@ def _string(value: str) -> str:
 
 @dataclass(frozen=True)
 class AlloySettings:
-    """`stack` and `host` become the `stack` and `host` labels; only this stack's containers ship."""
+    """`stack` and `host` become the `stack` and `host` labels; only this stack's containers ship.
+    Without `tail_containers` (the logs-containers edge off) Alloy reads no container's logs."""
 
     stack: str
     host: str
     loki_push_url: str
+    tail_containers: bool = True
 
     def __post_init__(self) -> None:
         if not self.stack or not self.host:
@@ -66,10 +68,9 @@ def _relabel_rules(settings: AlloySettings) -> list[str]:
     return rules
 
 
-def config_alloy(settings: AlloySettings) -> str:
+def _container_sources(settings: AlloySettings) -> list[str]:
     socket = _string(f"unix://{DOCKER_SOCKET}")
-    return "\n".join([
-        "// Rendered by CERES: this stack's container logs, labelled service/stack/container/host, to Loki.",
+    return [
         'discovery.docker "containers" {',
         f"  host = {socket}",
         "}",
@@ -87,6 +88,13 @@ def config_alloy(settings: AlloySettings) -> str:
         "  forward_to = [loki.write.loki.receiver]",
         "}",
         "",
+    ]
+
+
+def config_alloy(settings: AlloySettings) -> str:
+    return "\n".join([
+        "// Rendered by CERES: this stack's container logs, labelled service/stack/container/host, to Loki.",
+        *(_container_sources(settings) if settings.tail_containers else []),
         'loki.write "loki" {',
         "  endpoint {",
         f"    url = {_string(settings.loki_push_url)}",

@@ -185,14 +185,19 @@ class CaddySettings:
     https_port: int = 443
     admin: str = ADMIN_ADDRESS
     health_port: int = HEALTH_PORT
+    # Where Prometheus reads Caddy's metrics; None serves none.
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if not _HOST.match(self.domain):
             raise ValueError(f"domain {self.domain!r} is not a lowercase DNS name")
-        for name in ("http_port", "https_port", "health_port"):
-            _port(name, getattr(self, name))
-        if len({self.http_port, self.https_port, self.health_port}) != 3:
-            raise ValueError("http_port, https_port and health_port must differ")
+        ports = {"http_port": self.http_port, "https_port": self.https_port, "health_port": self.health_port}
+        if self.metrics_port is not None:
+            ports["metrics_port"] = self.metrics_port
+        for name, value in ports.items():
+            _port(name, value)
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"{', '.join(ports)} must differ")
         if not _ADMIN.match(self.admin):
             raise ValueError(f"admin address {self.admin!r} must be host:port or off")
         hosts: set[str] = set()
@@ -215,6 +220,9 @@ def _global_options(settings: CaddySettings) -> list[str]:
     else:
         # The internal CA's root stays in /data; Caddy must not try to install it anywhere.
         lines.append("\tskip_install_trust")
+    if settings.metrics_port is not None:
+        # Request counts and latencies per site, not only Caddy's own process metrics.
+        lines += ["\tmetrics {", "\t\tper_host", "\t}"]
     lines += [
         # Only TCP 80/443 are published, so HTTP/3 (UDP) must not be advertised.
         "\tservers {",
@@ -231,6 +239,16 @@ def _health_site(settings: CaddySettings) -> list[str]:
         f"http://127.0.0.1:{settings.health_port} {{",
         "\tbind 127.0.0.1",
         f'\trespond {HEALTH_PATH} "OK" 200',
+        "}",
+    ]
+
+
+def _metrics_site(port: int) -> list[str]:
+    return [
+        # Not the admin API (it could rewrite the config): a plain listener serving only metrics,
+        # never published; the container's internal networks reach it.
+        f"http://:{port} {{",
+        "\tmetrics /metrics",
         "}",
     ]
 
@@ -301,5 +319,7 @@ def caddyfile(settings: CaddySettings) -> str:
     """The whole Caddyfile: global options, the health endpoint, then one block per site."""
     header = ["# Rendered by CERES: the platform's edge proxy. Edit the stack, not this file."]
     blocks = [header + _global_options(settings), _health_site(settings)]
+    if settings.metrics_port is not None:
+        blocks.append(_metrics_site(settings.metrics_port))
     blocks += [_site_block(site, settings.tls) for site in settings.sites]
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"

@@ -16,6 +16,8 @@ import yaml
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 HEALTH_PORT = 13133
+# The collector's own telemetry (queue sizes, refused and exported spans), for Prometheus.
+METRICS_PORT = 8888
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
 # The collector refuses data once its heap nears this share of the container's limit instead of
 # being killed by it. Upstream's memory_limiter notes: the process runs about 50 MiB above
@@ -68,6 +70,10 @@ def collector_yaml(settings: CollectorSettings) -> str:
         }},
         "service": {
             "extensions": ["health_check"],
+            # Since 0.123 the internal metrics bind to localhost unless given a reader with a host.
+            "telemetry": {"metrics": {"readers": [{"pull": {"exporter": {"prometheus": {
+                "host": "0.0.0.0", "port": METRICS_PORT,
+            }}}}]}},
             "pipelines": {"traces": {
                 "receivers": ["otlp"],
                 # memory_limiter first, so an overloaded collector refuses data before batching it.

@@ -31,6 +31,13 @@ _DURATION = re.compile(r"^\d+(ms|s|m|h|d)$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+def _seconds(duration: str) -> float:
+    if not _DURATION.match(duration):
+        raise ValueError(f"{duration!r} is not a duration like 30s")
+    number, unit = re.match(r"^(\d+)(ms|s|m|h|d)$", duration).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
 @dataclass(frozen=True)
 class BasicAuth:
     """HTTP basic auth for a scrape; the password goes to a secret file."""
@@ -108,6 +115,8 @@ class PrometheusSettings:
     jobs: tuple[ScrapeJob, ...]
     alertmanagers: tuple[str, ...] = ()
     scrape_interval: str = "30s"
+    # At most the interval: Prometheus refuses a config whose timeout is longer.
+    scrape_timeout: str = "10s"
     evaluation_interval: str = "30s"
 
     def __post_init__(self) -> None:
@@ -120,6 +129,8 @@ class PrometheusSettings:
         for label in self.external_labels:
             if not _LABEL_NAME.match(label):
                 raise ValueError(f"external label {label!r} is not a Prometheus label name")
+        if _seconds(self.scrape_timeout) > _seconds(self.scrape_interval):
+            raise ValueError(f"scrape_timeout {self.scrape_timeout} is longer than scrape_interval {self.scrape_interval}")
         for target in self.alertmanagers:
             if not _TARGET.match(target):
                 raise ValueError(f"alertmanager {target!r} must be host:port")
@@ -129,7 +140,7 @@ def prometheus_yml(settings: PrometheusSettings) -> str:
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": settings.scrape_interval,
-            "scrape_timeout": "10s",
+            "scrape_timeout": settings.scrape_timeout,
             "evaluation_interval": settings.evaluation_interval,
             "external_labels": dict(settings.external_labels),
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components import catalog
 from components.base import IntegrationEdge, Service
 from components.config import prometheus as config
 
@@ -20,7 +21,7 @@ class ScrapeEdge(IntegrationEdge):
         metrics_target = getattr(target, "metrics_target", None)
         if not isinstance(metrics_target, str):
             raise TypeError(f"ScrapeEdge: {target.service!r} exposes no metrics_target (name:port)")
-        super().__init__(f"scrape-{target.service.replace('_', '-')}", prometheus, target, opts)
+        super().__init__(catalog.scrape_id(target.service), prometheus, target, opts)
         own_job = getattr(target, "scrape_job", None)
         self.job = own_job() if own_job is not None else config.ScrapeJob(target.service, (metrics_target,))
         self.register_outputs({"job": self.job.name, "target": metrics_target, "path": self.job.metrics_path})

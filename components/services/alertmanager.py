@@ -77,4 +77,5 @@ class Alertmanager(Service):
             # prom/alertmanager is busybox-based: wget is there.
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget"),
         )
+        self.metrics_target = self.upstream
         self.register_outputs({"internal_url": self.internal_url})

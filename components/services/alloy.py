@@ -8,13 +8,15 @@ from components.base import Service
 from components.config import alloy as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
+from components.integrations.log_shipping import LogShippingEdge
 from components.services.loki import Loki
 from stacks.spec import StackSpec
 
 
 class Alloy(Service):
-    """Alloy on one host: finds the containers of this stack through the host's Docker socket and
-    pushes their logs to `loki`, labelled `service`, `stack`, `container` and `host`."""
+    """Alloy on one host: pushes to `loki` (`logs-shipper`) and, with `tail_containers`
+    (`logs-containers`), finds the containers of this stack through the host's Docker socket and
+    ships their logs, labelled `service`, `stack`, `container` and `host`."""
 
     def __init__(
         self,
@@ -22,10 +24,15 @@ class Alloy(Service):
         host: DockerHostComponent,
         *,
         loki: Loki,
+        tail_containers: bool = True,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("alloy", pulumi.ResourceOptions.merge(host.placed(), opts))
-        settings = config.AlloySettings(stack=pulumi.get_stack(), host=host.host.name, loki_push_url=loki.push_url)
+        self.shipping = [LogShippingEdge("logs-shipper", self, loki)]
+        if tail_containers:
+            self.shipping.append(LogShippingEdge("logs-containers", self, loki))
+        settings = config.AlloySettings(stack=pulumi.get_stack(), host=host.host.name, loki_push_url=loki.push_url,
+                                        tail_containers=tail_containers)
         self.container = ServiceContainer(
             self,
             "alloy",
@@ -49,4 +56,5 @@ class Alloy(Service):
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/-/ready", tool="probe"),
             depends_on=[loki.container.container],
         )
+        self.metrics_target = f"{self.container.alias}:{config.HTTP_PORT}"
         self.register_outputs({"loki_push_url": loki.push_url})

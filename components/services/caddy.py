@@ -18,6 +18,7 @@ from components.services.oauth2_proxy import OAuth2Proxy
 from stacks.spec import StackSpec
 
 CADDYFILE = "/etc/caddy/Caddyfile"  # where the official image's CMD reads its config
+METRICS_PORT = 9180
 # The caddy image is Alpine-based: busybox wget is there. The endpoint is loopback-only.
 HEALTHCHECK = http_check(f"http://127.0.0.1:{config.HEALTH_PORT}{config.HEALTH_PATH}", start_period="20s")
 
@@ -47,6 +48,7 @@ class Caddy(Service):
         *,
         routes: Sequence[Service],
         gate: OAuth2Proxy | None = None,
+        scraped: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("caddy", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -67,11 +69,13 @@ class Caddy(Service):
             domain=spec.domain,
             tls=_tls(spec),
             sites=tuple(self._site(route) for route in self.routes),
+            metrics_port=METRICS_PORT if scraped else None,
         )
         networks = [host.edge_network]
-        if gated:
+        if gated or scraped:
             # The gated UIs are the monitoring stack's: Caddy reaches them on its network
             # rather than putting their unauthenticated APIs on the edge network every app shares.
+            # Prometheus reads Caddy's metrics there too.
             networks.append(host.monitoring_network)
         self.container = ServiceContainer(
             self,
@@ -85,8 +89,12 @@ class Caddy(Service):
             # re-issuing everything (and a new dev CA for every browser to trust again).
             volumes={"caddy-data": "/data", "caddy-config": "/config"},
             files={CADDYFILE: config.caddyfile(settings)},
+            # Public names resolve to Caddy inside the stack's networks too, so a container that
+            # checks or calls a public URL (Uptime Kuma's monitors) reaches it as a browser would.
+            aliases=sorted(route.site_host for route in self.routes),
             healthcheck=HEALTHCHECK,
         )
+        self.metrics_target = f"{self.container.alias}:{METRICS_PORT}" if scraped else None
         for route in self.routes:
             route.target.served_through(self.container.container)
         self.register_outputs({

@@ -11,6 +11,7 @@ import pulumi_random as random
 from components.base import Service
 from components.bootstrap import ContainerScript
 from components.config import gitea as config
+from components.config.prometheus import ScrapeJob
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.cache import CacheEdge
@@ -56,6 +57,7 @@ class Gitea(Service):
         sso: bool = False,
         chat: Mattermost | None = None,
         webhook_hosts: Sequence[str] = (),
+        scraped: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("gitea", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -103,6 +105,8 @@ class Gitea(Service):
             envs += ["GITEA__cache__ADAPTER=memory", "GITEA__session__PROVIDER=file", "GITEA__queue__TYPE=level"]
         if postgres is not None or redis is not None:
             networks.append(host.data_network)
+        if scraped:
+            networks.append(host.monitoring_network)
         self.oidc: OidcLogin | None = None
         if sso:
             self.oidc = oidc_login(spec, self, (config.SSO_CALLBACK_PATH,))
@@ -141,6 +145,7 @@ class Gitea(Service):
         self.admin_password: pulumi.Output[str] = admin_password
         self.api_token: pulumi.Output[str] = pulumi.Output.secret(bootstrap.output)
         self.metrics_token: pulumi.Output[str] = metrics_token
+        self.metrics_target = self.upstream
         self._verify_tls = spec.tls.mode != "internal"
         self._organization_name = service.organization
         self._organization: api.Organization | None = None
@@ -163,6 +168,10 @@ class Gitea(Service):
                 **self.api_access(), opts=self.child(),
             )
         return self._organization
+
+    def scrape_job(self) -> ScrapeJob:
+        """/metrics answers only with the metrics token as a bearer token."""
+        return ScrapeJob(self.service, (self.metrics_target,), bearer_token=self.metrics_token)
 
     def api_access(self) -> dict[str, pulumi.Input]:
         """What the Gitea provider's resources connect with: the public URL (once Caddy serves it),

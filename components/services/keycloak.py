@@ -46,8 +46,12 @@ class Keycloak(Service):
         host: DockerHostComponent,
         *,
         postgres: PostgreSQL | None,
+        scraped: bool = False,
+        otlp_endpoint: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`scraped`: Prometheus reads /metrics (on the monitoring network); `otlp_endpoint`: the
+        collector's OTLP gRPC `host:port` that Keycloak sends its traces to."""
         super().__init__("keycloak", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.url = spec.public_url("keycloak")
         admin_password = self.generate_secret("keycloak-admin-password")
@@ -70,7 +74,13 @@ class Keycloak(Service):
             f"KC_BOOTSTRAP_ADMIN_USERNAME={ADMIN_USERNAME}",
             pulumi.Output.concat("KC_BOOTSTRAP_ADMIN_PASSWORD=", admin_password),
         ]
+        if otlp_endpoint is not None:
+            # A build option: plain `start` re-augments for it on the next boot.
+            envs += ["KC_TRACING_ENABLED=true", f"KC_TRACING_ENDPOINT=http://{otlp_endpoint}"]
+        self.traced = otlp_endpoint is not None
         networks = [host.edge_network]
+        if scraped:
+            networks.append(host.monitoring_network)
         depends_on: list[pulumi.Resource] = []
         if postgres is not None:
             self.database = DatabaseEdge(self, postgres)
@@ -105,6 +115,7 @@ class Keycloak(Service):
         self.realm: Realm | None = None
         self.admin_username = ADMIN_USERNAME
         self.admin_password: pulumi.Output[str] = admin_password
+        self.metrics_target = f"{self.container.alias}:{self.MANAGEMENT_PORT}"
         # For back-channel calls from other containers on the edge network.
         self.register_outputs({"url": self.url, "internalUrl": self.internal_url})
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pulumi
 
 from components.base import Service
-from components.config import loki as config
+from components.config import log_alert_rules, loki as config
 from components.container import ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
-from stacks.spec import StackSpec
+from components.integrations.alert_route import AlertRouteEdge
+from stacks.spec import SERVICE_NAMES, StackSpec
 
 
 class Loki(Service):
@@ -25,11 +26,18 @@ class Loki(Service):
         spec: StackSpec,
         host: DockerHostComponent,
         *,
-        alertmanager_url: str | None = None,
+        alertmanager: Service | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("loki", pulumi.ResourceOptions.merge(host.placed(), opts))
-        settings = config.LokiSettings(alertmanager_url=alertmanager_url)
+        # alerts-loki: the ruler evaluates the log rules of the services this stack runs.
+        self.alerts = AlertRouteEdge(self, alertmanager) if alertmanager is not None else None
+        settings = config.LokiSettings(alertmanager_url=alertmanager.internal_url if alertmanager is not None else None)
+        files = {config.CONFIG_PATH: config.loki_yaml(settings), f"{config.RULES_DIR}/README": config.RULES_README}
+        if self.alerts is not None:
+            rules = log_alert_rules.LogAlertSettings(services=frozenset(name for name in SERVICE_NAMES if spec.enabled(name)))
+            if log_alert_rules.log_alert_rules(rules)["groups"]:
+                files[f"{config.TENANT_RULES_DIR}/{log_alert_rules.RULES_FILE}"] = log_alert_rules.loki_rules(rules)
         self.container = ServiceContainer(
             self,
             "loki",
@@ -38,10 +46,7 @@ class Loki(Service):
             networks=[host.monitoring_network],
             command=[f"-config.file={config.CONFIG_PATH}"],
             volumes={"loki-data": config.DATA_DIR},
-            files={
-                config.CONFIG_PATH: config.loki_yaml(settings),
-                f"{config.RULES_DIR}/README": config.RULES_README,
-            },
+            files=files,
             # The Loki 3 image is distroless (no shell or HTTP client on its PATH): the host's probe
             # busybox asks /ready, which answers 200 once the ingester has joined its ring.
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),

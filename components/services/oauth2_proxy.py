@@ -44,6 +44,7 @@ class OAuth2Proxy(Service):
     """
 
     HTTP_PORT = 4180
+    METRICS_PORT = 44180
 
     def __init__(
         self,
@@ -51,8 +52,10 @@ class OAuth2Proxy(Service):
         host: DockerHostComponent,
         *,
         keycloak: Keycloak,
+        scraped: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`scraped`: Prometheus reads /metrics on its own port, from the monitoring network."""
         super().__init__("oauth2_proxy", pulumi.ResourceOptions.merge(host.placed(), opts))
         client_secret = self.generate_secret("oauth2-proxy-client-secret")
         # 32 alphanumerics (~190 bits). oauth2-proxy decodes them as base64url into a 24-byte
@@ -86,6 +89,11 @@ class OAuth2Proxy(Service):
             f"OAUTH2_PROXY_HTTP_ADDRESS=0.0.0.0:{self.HTTP_PORT}",
             "OAUTH2_PROXY_SILENCE_PING_LOGGING=true",
         ]
+        networks = [host.edge_network]
+        if scraped:
+            # A port of its own, so /metrics never goes through the proxying handler.
+            envs.append(f"OAUTH2_PROXY_METRICS_ADDRESS=0.0.0.0:{self.METRICS_PORT}")
+            networks.append(host.monitoring_network)
         hosts = gated_hosts(spec)
         if hosts:
             # Lists are comma-separated in env form. The cookie goes to the exact host signed
@@ -96,13 +104,14 @@ class OAuth2Proxy(Service):
             "oauth2_proxy",
             spec=spec.services.oauth2_proxy,
             host=host,
-            networks=[host.edge_network],
+            networks=networks,
             envs=envs,
             # No volume: it keeps no state, sessions live in the browser's encrypted cookie.
             # Distroless image: no shell, no client. The host's probe busybox asks /ping.
             healthcheck=http_check(f"http://127.0.0.1:{self.HTTP_PORT}/ping", tool="probe"),
         )
         self.client_id = CLIENT_ID
+        self.metrics_target = f"{self.container.alias}:{self.METRICS_PORT}" if scraped else None
         self.hosts = hosts
         # The sso-proxy edge registers the Keycloak client with this same secret.
         self.client_secret: pulumi.Output[str] = client_secret

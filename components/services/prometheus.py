@@ -7,8 +7,8 @@ from typing import Sequence
 import pulumi
 
 from components.base import Service
-from components.config import prometheus as config
-from components.container import ServiceContainer, http_check
+from components.config import alert_rules, prometheus as config
+from components.container import ServiceContainer, alias_of, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.alert_route import AlertRouteEdge
 from components.integrations.scrape import ScrapeEdge
@@ -23,9 +23,10 @@ RETENTION = {"dev": "7d", "prod": "30d"}
 class Prometheus(Service):
     """On the monitoring network only; its UI is gated behind SSO by the routing issue.
 
-    Scrapes itself and each of `scrape_targets` (a `scrape-<target>` edge each), and alerts to
-    `alertmanager` when given (`alerts-prometheus`). Job secrets are uploaded as secret files
-    the config names.
+    Built in two steps, because Prometheus scrapes the proxy that routes it: the service first
+    (Caddy routes it by name, `upstream`), then `scrape(targets)` once every target exists, which
+    makes a `scrape-<target>` edge per target and the container. It alerts to `alertmanager`
+    when given (`alerts-prometheus`). Job secrets are uploaded as secret files the config names.
     No `--web.enable-lifecycle`: a config change re-uploads the file, which replaces the
     container, so the reload endpoint would only leave /-/reload and /-/quit open unauthenticated.
     """
@@ -37,19 +38,35 @@ class Prometheus(Service):
         spec: StackSpec,
         host: DockerHostComponent,
         *,
-        scrape_targets: Sequence[Service] = (),
         alertmanager: Alertmanager | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("prometheus", pulumi.ResourceOptions.merge(host.placed(), opts))
-        self.scrapes = [ScrapeEdge(self, target) for target in scrape_targets]
         self.alerts = AlertRouteEdge(self, alertmanager) if alertmanager is not None else None
+        self.url = spec.public_url("prometheus")
+        self.scrapes: list[ScrapeEdge] = []
+        self._spec = spec
+        self._host = host
+
+    @property
+    def upstream(self) -> str:
+        # Known before the container exists: the proxy routes Prometheus before Prometheus scrapes it.
+        return f"{alias_of(self.service)}:{self.HTTP_PORT}"
+
+    def scrape(self, targets: Sequence[Service]) -> None:
+        """The second step: scrape itself and each of `targets`, and run."""
+        if self.scrapes:
+            raise RuntimeError("Prometheus.scrape: called twice; give every target in one call")
+        spec, host = self._spec, self._host
+        self.scrapes = [ScrapeEdge(self, target) for target in targets]
         settings = config.PrometheusSettings(
             external_labels={"stack": pulumi.get_stack(), "tier": spec.tier},
             jobs=(config.ScrapeJob("prometheus", (f"localhost:{self.HTTP_PORT}",)), *(edge.job for edge in self.scrapes)),
             alertmanagers=(self.alerts.upstream,) if self.alerts else (),
         )
-        self.url = spec.public_url("prometheus")
+        jobs = frozenset(job.name for job in settings.jobs)
+        # Rules evaluate even without Alertmanager: their state shows on the (gated) alerts page.
+        rules = alert_rules.prometheus_rules(alert_rules.AlertRuleSettings(jobs=jobs, ha="patroni" in jobs))
         self.container = ServiceContainer(
             self,
             "prometheus",
@@ -64,9 +81,12 @@ class Prometheus(Service):
                 f"--web.external-url={self.url}",
             ],
             volumes={"prometheus-data": "/prometheus"},
-            files={f"{CONFIG_DIR}/prometheus.yml": config.prometheus_yml(settings)},
+            files={
+                f"{CONFIG_DIR}/prometheus.yml": config.prometheus_yml(settings),
+                f"{CONFIG_DIR}/{alert_rules.RULES_FILE}": rules,
+            },
             secret_files={f"{CONFIG_DIR}/{path}": value for path, value in config.secret_files(settings).items()},
             # prom/prometheus is busybox-based: wget is there. TSDB replay can take a while.
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget", start_period="60s"),
         )
-        self.register_outputs({"internal_url": self.internal_url})
+        self.register_outputs({"internal_url": self.internal_url, "jobs": [job.name for job in settings.jobs]})

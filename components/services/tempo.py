@@ -38,4 +38,5 @@ class Tempo(Service):
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),
         )
         self.otlp_grpc_endpoint = f"{self.container.alias}:{config.OTLP_GRPC_PORT}"
+        self.metrics_target = self.upstream
         self.register_outputs({"internal_url": self.internal_url, "otlp_grpc_endpoint": self.otlp_grpc_endpoint})

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from cli.main import main
+from tests.components.config.test_alert_rules import unit_tests
 from tests.components.config.test_alertmanager_amtool import amtool
 from tests.components.config.test_caddy import caddy_binary, caddy_env
 from tests.components.config.test_postgres_real import as_postgres, find_bindir
@@ -32,7 +33,20 @@ def caddy_validate(path: Path, work: Path) -> list[str]:
 
 
 def promtool_check(path: Path, work: Path) -> list[str]:
-    return [promtool(), "check", "config", str(path)]
+    """promtool also checks that credential files exist. `ceres render` never writes secrets, so a
+    copy of the config directory gets a stand-in file wherever the config names one."""
+    copy = work / "prometheus"
+    shutil.copytree(path.parent, copy)
+    for job in yaml.safe_load(path.read_text())["scrape_configs"]:
+        for named in (job.get("authorization", {}).get("credentials_file"), job.get("basic_auth", {}).get("password_file")):
+            if named:
+                (copy / named).parent.mkdir(parents=True, exist_ok=True)
+                (copy / named).write_text("stand-in")
+    return [promtool(), "check", "config", str(copy / path.name)]
+
+
+def promtool_check_rules(path: Path, work: Path) -> list[str]:
+    return [promtool(), "check", "rules", str(path)]
 
 
 def amtool_check(path: Path, work: Path) -> list[str]:
@@ -60,6 +74,7 @@ VALIDATORS = {
     "nextcloud_relay/srv/ceres-relay.py": python_compiles,
     "caddy/etc/caddy/Caddyfile": caddy_validate,
     "prometheus/etc/prometheus/prometheus.yml": promtool_check,
+    "prometheus/etc/prometheus/rules/ceres.yml": promtool_check_rules,
     "alertmanager/etc/alertmanager/alertmanager.yml": amtool_check,
     "postgres/etc/postgresql/postgresql.conf": postgres_parses,
 }
@@ -68,6 +83,8 @@ VALIDATORS = {
 STRUCTURE_CHECKED = {
     "loki/etc/loki/loki.yaml",
     "loki/etc/loki/rules/README",
+    # LogQL parsed by Grafana's grammar and run against real log lines in test_log_alert_rules.py.
+    "loki/etc/loki/rules/fake/ceres-logs.yaml",
     "tempo/etc/tempo/tempo.yaml",
     "otel_collector/etc/otelcol-contrib/config.yaml",
     "alloy/etc/alloy/config.alloy",
@@ -115,3 +132,17 @@ def test_the_real_program_accepts_the_rendered_file(rendered, relative):
 def test_yaml_files_without_a_validator_here_parse(rendered, relative):
     _, out = rendered
     assert isinstance(yaml.safe_load((out / relative).read_text()), dict)
+
+
+def test_the_rendered_alert_rules_pass_their_unit_tests(rendered, tmp_path):
+    """`promtool test rules` on the file `ceres render` wrote: each of its alerts fires when it
+    should and stays silent when it should not (the cases of test_alert_rules.py)."""
+    stack, out = rendered
+    rules = out / "prometheus/etc/prometheus/rules/ceres.yml"
+    present = {rule["alert"] for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]}
+    cases = [case for case in unit_tests() if case["alert_rule_test"][0]["alertname"] in present]
+    assert {case["alert_rule_test"][0]["alertname"] for case in cases} == present, f"{stack}: an alert without a case"
+    tests = tmp_path / "rendered_test.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": cases}))
+    result = subprocess.run([promtool(), "test", "rules", str(tests)], capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, f"{stack}:\n{result.stdout}\n{result.stderr}"

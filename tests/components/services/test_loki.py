@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import yaml
 
-from components.config import loki as config
+from components.config import log_alert_rules, loki as config
+from components.services.alertmanager import Alertmanager
 from components.docker_host import PROBE
 from components.services.loki import Loki
 from tests.support import assert_no_plain_secrets, assert_production_shape, build_named, by_name, of_type
@@ -59,9 +60,26 @@ def test_alertmanager_url_reaches_the_ruler_only_when_given():
     run, _ = build()
     ruler = yaml.safe_load(uploads(by_name(run, "loki", "Container"))[config.CONFIG_PATH])["ruler"]
     assert "alertmanager_url" not in ruler
-    run, _ = build(alertmanager_url="http://alertmanager:9093")
+    run, _ = build_named("loki", lambda spec, host: Loki(spec, host, alertmanager=Alertmanager(spec, host)), stack="dev")
     ruler = yaml.safe_load(uploads(by_name(run, "loki", "Container"))[config.CONFIG_PATH])["ruler"]
     assert ruler["alertmanager_url"] == "http://alertmanager:9093"
+
+
+def test_with_alertmanager_the_log_rules_of_running_services_are_in_the_tenant_directory():
+    run, built = build_named("loki", lambda spec, host: Loki(spec, host, alertmanager=Alertmanager(spec, host)), stack="dev")
+    assert built["loki"].alerts.edge.id == "alerts-loki"
+    rules = yaml.safe_load(uploads(by_name(run, "loki", "Container"))[f"{config.TENANT_RULES_DIR}/{log_alert_rules.RULES_FILE}"])
+    assert {rule["labels"]["service"] for group in rules["groups"] for rule in group["rules"]} == {"keycloak", "caddy", "gitea"}
+    run, _ = build_named("loki", lambda spec, host: Loki(spec, host, alertmanager=Alertmanager(spec, host)), stack="dev",
+                         services={"gitea": {"enabled": False}, "repo_sync": {"enabled": False}})
+    rules = yaml.safe_load(uploads(by_name(run, "loki", "Container"))[f"{config.TENANT_RULES_DIR}/{log_alert_rules.RULES_FILE}"])
+    assert "gitea" not in {rule["labels"]["service"] for group in rules["groups"] for rule in group["rules"]}
+
+
+def test_without_alertmanager_no_log_rules_are_installed():
+    run, built = build()
+    assert built["loki"].alerts is None
+    assert not [f for f in uploads(by_name(run, "loki", "Container")) if f.startswith(config.TENANT_RULES_DIR)]
 
 
 def test_exposes_where_to_push_read_and_put_rules():

@@ -30,7 +30,9 @@ def build(alertmanager: bool = True, jobs=None):
     def make(spec, host):
         manager = Alertmanager(spec, host) if alertmanager else None
         targets = [MetricsBehindCredentials("cadvisor", jobs)] if jobs else []
-        return Prometheus(spec, host, scrape_targets=targets, alertmanager=manager)
+        prometheus = Prometheus(spec, host, alertmanager=manager)
+        prometheus.scrape(targets)
+        return prometheus
     return build_named("prometheus", make)
 
 
