@@ -1,10 +1,12 @@
-"""The `ceres` command: offline plan, integration matrix and rendered config of a stack."""
+"""The `ceres` command: offline plan, integration matrix and rendered config of a stack, and the
+restore commands (which act on the deployed stack through Docker)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from stacks.load import ConfigError
 
 FORMATS_PLAN = ("text", "json")
 FORMATS_MATRIX = ("text", "json", "html", "mermaid")
+# The same scripts a user can run by hand (scripts/restore-full.sh, scripts/restore-drill.sh).
+RESTORE_SCRIPTS = {"restore": "restore-full.sh", "restore-drill": "restore-drill.sh"}
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,11 +39,20 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
     render.add_argument("--project", type=Path, default=None)
+
+    for name, help_text in (("restore", "restore every database and volume of a backup run into the deployed stack"),
+                            ("restore-drill", "restore a backup run into a throwaway PostgreSQL and compare with the live data")):
+        restore = commands.add_parser(name, help=help_text)
+        restore.add_argument("--stack", default="dev")
+        restore.add_argument("run", nargs="?", default="latest", help="the run id backup.sh printed, or latest (default)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in RESTORE_SCRIPTS:
+        script = SCRIPTS_DIR / RESTORE_SCRIPTS[args.command]
+        return subprocess.run(["bash", str(script), "--stack", args.stack, args.run]).returncode
     # Imported here so `ceres --help` stays fast and bad arguments never load the engine.
     from cli.offline import StackFileError, project_dir, run_offline, stack_file_config
 

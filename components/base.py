@@ -108,7 +108,8 @@ class IntegrationEdge(pulumi.ComponentResource):
         target: Service | str,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        """`target` is a service, or the name of an endpoint outside the stack (`acme_ca`, `smtp`).
+        """`target` is a service, or the name of an endpoint outside the stack (`acme_ca`, `smtp`) or
+        of a group of its services (`docker`: every stateful volume).
 
         An edge whose catalog source is a group of services (`docker`, `apps`) has no single
         consumer to live under: `source` is then the service that realises it for the group
@@ -118,8 +119,8 @@ class IntegrationEdge(pulumi.ComponentResource):
         if entry is None:
             raise ValueError(f"{type(self).__name__}: no catalog edge {edge_id!r}")
         target_name = target if isinstance(target, str) else target.service
-        if isinstance(target, str) and target not in catalog.EXTERNAL_ENDPOINTS:
-            raise ValueError(f"{type(self).__name__} {edge_id!r}: {target!r} is not an outside endpoint")
+        if isinstance(target, str) and target not in {**catalog.EXTERNAL_ENDPOINTS, **catalog.GROUP_ENDPOINTS}:
+            raise ValueError(f"{type(self).__name__} {edge_id!r}: {target!r} is not an outside endpoint or a group")
         source_name = source.service
         if entry.source in catalog.GROUP_ENDPOINTS and source.service in entry.services:
             source_name = entry.source

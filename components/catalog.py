@@ -275,6 +275,8 @@ EDGES: tuple[Edge, ...] = (
     _scrape("tempo", "Tempo /metrics"),
     _scrape("otel_collector", "the collector's own telemetry /metrics"),
     _scrape("alloy", "Alloy /metrics"),
+    _scrape("backup", "the time of the last backup that succeeded, for the backup-too-old alert",
+            ("issue 8: a backup-age metric for Prometheus",)),
     _scrape("patroni", "Patroni /metrics on every member's REST API (:8008)", not_applicable=_single_host),
     Edge("alerts-prometheus", "observability", "alert_route", "prometheus", "alertmanager",
          "Prometheus alerting to Alertmanager",

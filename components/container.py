@@ -64,6 +64,7 @@ class ServiceContainer:
     `files` are plain config text; `secret_files` carry credentials and stay secret in state
     (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
     proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it);
+    `writable_binds` only for the backup's local repository, which must outlive the stack's volumes;
     `devices` and `privileged` only for host agents such as cAdvisor; `edge_address` only for the
     proxy, whose fixed address on the edge network the apps trust.
     """
@@ -86,6 +87,7 @@ class ServiceContainer:
         files: Mapping[str, str] | None = None,
         secret_files: Mapping[str, pulumi.Input[str]] | None = None,
         binds: Mapping[str, str] | None = None,
+        writable_binds: Mapping[str, str] | None = None,
         shared_volumes: Sequence[SharedVolume] = (),
         ports: Mapping[int, int] | None = None,
         devices: Sequence[str] = (),
@@ -110,6 +112,10 @@ class ServiceContainer:
         mounts += [
             docker.ContainerVolumeArgs(host_path=source, container_path=path, read_only=True)
             for source, path in (binds or {}).items()
+        ]
+        mounts += [
+            docker.ContainerVolumeArgs(host_path=source, container_path=path)
+            for source, path in (writable_binds or {}).items()
         ]
         mounts += [volume.mount() for volume in shared_volumes]
         depends_on = [*depends_on, *(volume.ready for volume in shared_volumes if volume.ready is not None)]

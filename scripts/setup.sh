@@ -23,6 +23,9 @@ TEST_PROGRAMS=(
   "ruby:ruby"
   "openssl:openssl"
   "git:git"
+  "restic:restic"
+  "busybox:busybox"
+  "setpriv:util-linux"
 )
 # Libraries the tests load, with no program to look for: installed unless dpkg has them.
 TEST_LIBRARIES=(

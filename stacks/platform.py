@@ -26,6 +26,7 @@ from components.integrations.repository_mirror import RepositoryMirrorEdge
 from components.score import integration_report, is_wanted
 from components.services.alertmanager import Alertmanager
 from components.services.alloy import Alloy
+from components.services.backup import KEPT_SERVICES, Backup
 from components.services.caddy import Caddy
 from components.services.cadvisor import CAdvisor
 from components.services.gitea import Gitea
@@ -103,6 +104,9 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "datasource-loki",
     "datasource-tempo",
     "alerts-prometheus",
+    "backup-postgres",
+    "backup-volumes",
+    "scrape-backup",
     "logs-shipper",
     "logs-containers",
     "traces-collector",
@@ -146,6 +150,8 @@ class Platform:
             "integration_score": report["score"],
             "integration_matrix": report["edges"],
             "urls": {name: service.url for name, service in self.services.items() if name in catalog.PUBLIC_APPS},
+            # The only key to the backups: `pulumi stack output --show-secrets backup_password`.
+            **({"backup_password": pulumi.Output.secret(self.services["backup"].password)} if "backup" in self.services else {}),
         }
 
 
@@ -191,6 +197,7 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
     if on("postgres"):
         postgres = platform.add(PostgreSQL(
             spec.services.postgres, apps, _consumers(edges, "database"), monitoring=on("postgres_exporter"),
+            backup="backup-postgres" in edges,
         ))
     if on("redis"):
         redis = platform.add(Redis(spec.services.redis, apps, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
@@ -309,6 +316,11 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
                   if catalog.route_id(app) in edges]
         gate = backend(oauth2_proxy, "sso-proxy")
         caddy = platform.add(Caddy(spec, apps, routes=routed, gate=gate, scraped=scraped("caddy")))
+    # Last of the services, so it sees every volume to keep.
+    if on("backup"):
+        kept = {name: volume for service in platform.services.values() if service.service in KEPT_SERVICES
+                for name, volume in service.container.volumes.items()} if "backup-volumes" in edges else {}
+        platform.add(Backup(spec, apps, postgres=backend(postgres, "backup-postgres"), volumes=kept))
     if prometheus is not None:
         prometheus.scrape([platform.services[e.target] for e in catalog.EDGES if e.kind == "scrape" and e.id in edges])
 

@@ -38,6 +38,9 @@ def consumer_name(name: str) -> str:
 MONITOR_ROLE = "ceres_monitor"
 MONITOR_DATABASE = "postgres"
 MONITOR_CONNECTION_LIMIT = 5
+# The backup's login. A superuser: pg_dumpall copies role password hashes, and a restore
+# recreates roles and databases; no app ever gets it.
+BACKUP_ROLE = "ceres_backup"
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,16 @@ class PostgresSettings:
     consumers: tuple[str, ...]
     # Adds the monitoring role and its hba line.
     monitoring: bool = False
+    # Adds the backup role's hba line (a password login over the data network).
+    backup: bool = False
 
     def __post_init__(self) -> None:
         if self.memory_mb < 64:
             raise ValueError(f"memory_mb={self.memory_mb}: PostgreSQL needs at least 64")
         for name in self.consumers:
             consumer_name(name)
-            if name == MONITOR_ROLE:
-                raise ValueError(f"{name!r} is the monitoring role's name; it cannot name a consumer")
+            if name in (MONITOR_ROLE, BACKUP_ROLE):
+                raise ValueError(f"{name!r} is a role CERES reserves; it cannot name a consumer")
 
 
 # Superuser sessions over `docker exec`, plus each app's connection pool with room to spare.
@@ -93,6 +98,8 @@ def pg_hba_conf(settings: PostgresSettings) -> str:
     lines += [f"host    {name}  {name}  all  scram-sha-256" for name in settings.consumers]
     if settings.monitoring:
         lines.append(f"host    {MONITOR_DATABASE}  {MONITOR_ROLE}  all  scram-sha-256")
+    if settings.backup:
+        lines.append(f"host    all  {BACKUP_ROLE}  all  scram-sha-256")
     lines += ["host    all       all       all      reject", ""]
     return "\n".join(lines)
 
@@ -149,6 +156,16 @@ def monitoring_sql() -> str:
         f" CONNECTION LIMIT {MONITOR_CONNECTION_LIMIT} PASSWORD :'role_password';",
         f"ALTER ROLE {name} SET default_transaction_read_only = on;",
         f"GRANT pg_monitor TO {name};",
+        "",
+    ])
+
+
+def backup_role_sql() -> str:
+    """Idempotent psql script: the backup's superuser login, its password from $CERES_ROLE_PASSWORD."""
+    return "\n".join([
+        *_PASSWORD_FROM_ENVIRONMENT,
+        f"SELECT 'CREATE ROLE {BACKUP_ROLE} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{BACKUP_ROLE}')\\gexec",
+        f"ALTER ROLE {BACKUP_ROLE} WITH LOGIN SUPERUSER PASSWORD :'role_password';",
         "",
     ])
 

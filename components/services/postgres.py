@@ -45,9 +45,10 @@ class PostgreSQL(Service):
         opts: pulumi.ResourceOptions | None = None,
         *,
         monitoring: bool = False,
+        backup: bool = False,
     ):
         super().__init__("postgres", pulumi.ResourceOptions.merge(host.placed(), opts))
-        settings = config.PostgresSettings(memory_mb=spec.memory_mb, consumers=consumers, monitoring=monitoring)
+        settings = config.PostgresSettings(memory_mb=spec.memory_mb, consumers=consumers, monitoring=monitoring, backup=backup)
         superuser_password = self.generate_secret("postgres-superuser")
         self.container = ServiceContainer(
             self,
@@ -73,7 +74,11 @@ class PostgreSQL(Service):
             self._provision(host, config.MONITOR_ROLE, config.MONITOR_DATABASE, "postgres-monitoring-role", config.monitoring_sql())
             if monitoring else None
         )
-        self.register_outputs({"consumers": list(consumers), "monitoring": monitoring})
+        self._backup = (
+            self._provision(host, config.BACKUP_ROLE, "postgres", "postgres-backup-role", config.backup_role_sql())
+            if backup else None
+        )
+        self.register_outputs({"consumers": list(consumers), "monitoring": monitoring, "backup": backup})
 
     def _provision(self, host: DockerHostComponent, role: str, database: str, step: str, sql: str) -> Database:
         password = self.generate_secret(f"postgres-{role}-password")
@@ -88,10 +93,20 @@ class PostgreSQL(Service):
         )
         return Database(self.host_name, PORT, database, role, password, provisioning)
 
+    @property
+    def consumer_databases(self) -> list[str]:
+        return [database.name for database in self._databases.values()]
+
     def database(self, consumer: str) -> Database:
         if consumer not in self._databases:
             raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
         return self._databases[consumer]
+
+    def backup_login(self) -> Database:
+        """The backup's login: role `ceres_backup` (superuser, password over the data network)."""
+        if self._backup is None:
+            raise KeyError("postgres was built without backup=True, so it has no backup role")
+        return self._backup
 
     def monitoring_login(self) -> Database:
         """The exporter's login: role `ceres_monitor` (pg_monitor, read-only) on database `postgres`."""

@@ -66,7 +66,8 @@ class Prometheus(Service):
         )
         jobs = frozenset(job.name for job in settings.jobs)
         # Rules evaluate even without Alertmanager: their state shows on the (gated) alerts page.
-        rules = alert_rules.prometheus_rules(alert_rules.AlertRuleSettings(jobs=jobs, ha="patroni" in jobs))
+        rules = alert_rules.prometheus_rules(alert_rules.AlertRuleSettings(jobs=jobs, ha="patroni" in jobs,
+                                                                           backup="backup" in jobs))
         self.container = ServiceContainer(
             self,
             "prometheus",

@@ -65,6 +65,11 @@ def postgres_parses(path: Path, work: Path) -> list[str]:
     return as_postgres([str(bindir / "postgres"), "-D", str(data), "-c", f"config_file={work / 'postgresql.conf'}", "-C", "max_connections"])
 
 
+def shell_parses(path: Path, work: Path) -> list[str]:
+    # The backup scripts run for real (busybox sh, restic, PostgreSQL) in test_backup_real.py.
+    return ["sh", "-n", str(path)]
+
+
 def python_compiles(path: Path, work: Path) -> list[str]:
     # The relay itself runs for real in tests/components/config/test_chat_relay.py.
     return [sys.executable, "-c", "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')", str(path)]
@@ -72,6 +77,8 @@ def python_compiles(path: Path, work: Path) -> list[str]:
 
 VALIDATORS = {
     "nextcloud_relay/srv/ceres-relay.py": python_compiles,
+    **{f"backup/usr/local/bin/{script}": shell_parses
+       for script in ("ceres-backup-entry", "backup.sh", "restore-full.sh", "restore-drill.sh")},
     "caddy/etc/caddy/Caddyfile": caddy_validate,
     "prometheus/etc/prometheus/prometheus.yml": promtool_check,
     "prometheus/etc/prometheus/rules/ceres.yml": promtool_check_rules,

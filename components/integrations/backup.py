@@ -1,0 +1,23 @@
+"""Edge kind `backup`: the backup service copies what a stack keeps into its restic repository."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pulumi
+
+from components.base import IntegrationEdge, Service
+
+
+class BackupEdge(IntegrationEdge):
+    """`backup-postgres`: every database dumped (and the roles), restored by one command;
+    `backup-volumes`: every stateful volume (`docker`, a group of the stack's services) in the
+    same snapshot. Both live under the backup service."""
+
+    kind = "backup"
+
+    def __init__(self, edge_id: str, backup: Service, target: Service | str, *, items: Sequence[str],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__(edge_id, backup, target, opts)
+        self.items = list(items)
+        self.register_outputs({"items": self.items})
