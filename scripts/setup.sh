@@ -26,6 +26,12 @@ TEST_PROGRAMS=(
   "restic:restic"
   "busybox:busybox"
   "setpriv:util-linux"
+  # The HA tier, run for real from its rendered configs (failover tests and validators).
+  "patroni:patroni"
+  "etcd:etcd-server"
+  "haproxy:haproxy"
+  "keepalived:keepalived"
+  "redis-sentinel:redis-sentinel"
 )
 # Libraries the tests load, with no program to look for: installed unless dpkg has them.
 TEST_LIBRARIES=(
