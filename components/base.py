@@ -109,7 +109,8 @@ class IntegrationEdge(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         """`target` is a service, or the name of an endpoint outside the stack (`acme_ca`, `smtp`) or
-        of a group of its services (`docker`: every stateful volume).
+        of a group of its services (`docker`: every stateful volume), or the members of an HA cluster
+        (`patroni`, `redis_sentinel`, `keepalived`).
 
         An edge whose catalog source is a group of services (`docker`, `apps`) has no single
         consumer to live under: `source` is then the service that realises it for the group
@@ -119,8 +120,8 @@ class IntegrationEdge(pulumi.ComponentResource):
         if entry is None:
             raise ValueError(f"{type(self).__name__}: no catalog edge {edge_id!r}")
         target_name = target if isinstance(target, str) else target.service
-        if isinstance(target, str) and target not in {**catalog.EXTERNAL_ENDPOINTS, **catalog.GROUP_ENDPOINTS}:
-            raise ValueError(f"{type(self).__name__} {edge_id!r}: {target!r} is not an outside endpoint or a group")
+        if isinstance(target, str) and target not in {**catalog.EXTERNAL_ENDPOINTS, **catalog.GROUP_ENDPOINTS, **catalog.HA_ENDPOINTS}:
+            raise ValueError(f"{type(self).__name__} {edge_id!r}: {target!r} is not an outside endpoint, a group or an HA member set")
         source_name = source.service
         if entry.source in catalog.GROUP_ENDPOINTS and source.service in entry.services:
             source_name = entry.source

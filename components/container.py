@@ -65,6 +65,8 @@ class ServiceContainer:
     (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
     proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it);
     `writable_binds` only for the backup's local repository, which must outlive the stack's volumes;
+    `host_network` only for the HA tier, whose members talk host to host (it then joins no Docker
+    network), and `capabilities` only for Keepalived, which moves the virtual IP;
     `devices` and `privileged` only for host agents such as cAdvisor; `edge_address` only for the
     proxy, whose fixed address on the edge network the apps trust.
     """
@@ -88,6 +90,8 @@ class ServiceContainer:
         secret_files: Mapping[str, pulumi.Input[str]] | None = None,
         binds: Mapping[str, str] | None = None,
         writable_binds: Mapping[str, str] | None = None,
+        host_network: bool = False,
+        capabilities: Sequence[str] = (),
         shared_volumes: Sequence[SharedVolume] = (),
         ports: Mapping[int, int] | None = None,
         devices: Sequence[str] = (),
@@ -97,6 +101,8 @@ class ServiceContainer:
         depends_on: Sequence[pulumi.Resource] = (),
         wait_timeout: int = 300,
     ):
+        if host_network and networks:
+            raise ValueError(f"{service}: a container on the host's network joins no Docker network")
         child = pulumi.ResourceOptions(parent=owner)
         self.service = service
         self.name = host.container_name(service)
@@ -142,6 +148,8 @@ class ServiceContainer:
             ports=[docker.ContainerPortArgs(internal=inside, external=outside) for inside, outside in (ports or {}).items()],
             devices=[docker.ContainerDeviceArgs(host_path=d, container_path=d, permissions="r") for d in devices],
             privileged=privileged,
+            network_mode="host" if host_network else None,
+            capabilities=docker.ContainerCapabilitiesArgs(adds=list(capabilities)) if capabilities else None,
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(
                     name=network.name,

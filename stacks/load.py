@@ -254,6 +254,16 @@ def _check_ha(spec: StackSpec) -> list[Problem]:
         problems.append(Problem("ha.etcd_members", ha.etcd_members, "use an odd number: an even member adds no failure tolerance to the etcd quorum"))
     if ha.virtual_ip is None:
         problems.append(Problem("ha.virtual_ip", _MISSING, "HA needs the IPv4 address Keepalived moves between the HAProxy hosts"))
+    addresses: dict[str, str] = {}
+    for index, host in enumerate(spec.hosts):
+        if host.address is None and ("ha" in host.roles or "apps" in host.roles):
+            problems.append(Problem(f"hosts[{index}].address", _MISSING, "the HA tier's members reach each other host to host: give this host's private IPv4 address"))
+        elif host.address is not None:
+            if host.address in addresses:
+                problems.append(Problem(f"hosts[{index}].address", host.address, f"{addresses[host.address]} has this address already"))
+            if host.address == ha.virtual_ip:
+                problems.append(Problem(f"hosts[{index}].address", host.address, "it is ha.virtual_ip: the virtual IP must be free, only Keepalived holds it"))
+            addresses.setdefault(host.address, host.name)
     for service in ("postgres", "redis"):
         if not spec.enabled(service):
             problems.append(Problem(f"services.{service}.enabled", False, "the HA tier replicates it: enable it or set ha.enabled=false"))

@@ -71,6 +71,8 @@ Subdomain = Annotated[str, matching(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "mu
 Email = Annotated[str, matching(r"^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$", "must be an e-mail address, e.g. ops@example.com", re.IGNORECASE)]
 HostName = Annotated[str, matching(r"^[a-z][a-z0-9-]{0,30}$", "must start with a letter and use lowercase letters, digits and '-' (at most 31)")]
 DockerUrl = Annotated[str, matching(r"^(unix:///.+|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$", "must be unix:///path/to/docker.sock or ssh://user@host[:port]")]
+InterfaceName = Annotated[str, matching(r"^[a-zA-Z0-9_.-]{1,15}$", "must be a network interface name, e.g. eth0 or ens18")]
+Version = Annotated[str, matching(r"^\d+\.\d+\.\d+$", "must be an exact version, e.g. 4.0.7")]
 IPv4 = Annotated[str, matching(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$", "must be an IPv4 address free on the hosts' network, e.g. 10.0.0.100")]
 # Mattermost channel names and Gitea's Slack-type `channel` agree on this alphabet.
 ChannelName = Annotated[str, matching(r"^[a-z0-9_-]{1,64}$", "must be 1-64 of lowercase letters, digits, '-' and '_'")]
@@ -169,8 +171,20 @@ class DockerHost(Strict):
     # The edge network's subnet, fixed so that Caddy has a known address the apps can trust
     # as their only proxy. Change it if it overlaps a network on that host.
     edge_subnet: PrivateSubnet = "10.213.0.0/24"
+    # The private address the other hosts reach this one at: the HA members talk host to host.
+    address: IPv4 | None = None
 
 
+
+
+class HaImages(Strict):
+    """The HA tier's pinned images; Patroni has no official one, so it is installed (at `patroni`,
+    a PyPI version) into the pinned PostgreSQL image on each host."""
+
+    patroni: Version
+    etcd: str
+    haproxy: str
+    keepalived_base: str
 
 
 class HaSpec(Strict):
@@ -182,6 +196,10 @@ class HaSpec(Strict):
     redis_sentinels: int
     synchronous_mode: bool
     virtual_ip: IPv4 | None = None
+    virtual_ip_prefix: int = Field(default=24, ge=8, le=32)
+    # The network interface of the HAProxy hosts that carries the virtual IP.
+    interface: InterfaceName = "eth0"
+    images: HaImages
 
 
 

@@ -55,6 +55,12 @@ BASE: dict[str, Any] = {
         "postgres_members": 3,
         "redis_sentinels": 3,
         "synchronous_mode": True,
+        "images": {
+            "patroni": "4.0.7",
+            "etcd": "quay.io/coreos/etcd:v3.5.21",
+            "haproxy": "haproxy:3.0.11",
+            "keepalived_base": "debian:bookworm-20250908-slim",
+        },
     },
     "chat": {
         "team": "ceres",

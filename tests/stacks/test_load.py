@@ -11,9 +11,9 @@ from tests.conftest import stack_config
 
 DEV = {"ceres:tier": "dev", "ceres:domain": "ceres.localhost"}
 PROD_HOSTS = [
-    {"name": "node1", "url": "ssh://deploy@node1.example.com", "roles": ["apps", "ha"]},
-    {"name": "node2", "url": "ssh://deploy@node2.example.com", "roles": ["ha"]},
-    {"name": "node3", "url": "ssh://deploy@node3.example.com", "roles": ["ha"]},
+    {"name": "node1", "url": "ssh://deploy@node1.example.com", "roles": ["apps", "ha"], "address": "10.0.0.11"},
+    {"name": "node2", "url": "ssh://deploy@node2.example.com", "roles": ["ha"], "address": "10.0.0.12"},
+    {"name": "node3", "url": "ssh://deploy@node3.example.com", "roles": ["ha"], "address": "10.0.0.13"},
 ]
 PROD = {
     "ceres:tier": "prod",
@@ -77,7 +77,12 @@ BAD_CONFIGS = [
     ("tcp docker endpoint", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "tcp://10.0.0.1:2375", "roles": ["apps"]}]), "ceres:hosts[0].url", "ssh://user@host"),
     ("unknown host role", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "unix:///var/run/docker.sock", "roles": ["db"]}]), "ceres:hosts[0].roles[0]", "'apps' or 'ha'"),
     ("duplicated host name", "prod", with_settings(PROD, hosts=[*PROD_HOSTS, {**PROD_HOSTS[1], "url": "ssh://deploy@node4.example.com"}]), "ceres:hosts[3].name", "unique"),
-    ("duplicated docker endpoint", "prod", with_settings(PROD, hosts=[*PROD_HOSTS, {**PROD_HOSTS[1], "name": "node4"}]), "ceres:hosts[3].url", "own Docker endpoint"),
+    ("duplicated docker endpoint", "prod", with_settings(PROD, hosts=[*PROD_HOSTS, {**PROD_HOSTS[1], "name": "node4", "address": "10.0.0.14"}]), "ceres:hosts[3].url", "own Docker endpoint"),
+    ("HA host without an address", "prod", with_settings(PROD, hosts=[PROD_HOSTS[0], {k: v for k, v in PROD_HOSTS[1].items() if k != "address"}, PROD_HOSTS[2]]), "ceres:hosts[1].address", "private IPv4"),
+    ("two hosts with one address", "prod", with_settings(PROD, hosts=[PROD_HOSTS[0], PROD_HOSTS[1], {**PROD_HOSTS[2], "address": "10.0.0.12"}]), "ceres:hosts[2].address", "node2 has this address"),
+    ("a host holding the virtual IP", "prod", with_settings(PROD, hosts=[PROD_HOSTS[0], PROD_HOSTS[1], {**PROD_HOSTS[2], "address": "10.0.0.100"}]), "ceres:hosts[2].address", "must be free"),
+    ("virtual IP prefix out of range", "prod", with_settings(PROD, ha={"virtual_ip": "10.0.0.100", "virtual_ip_prefix": 33}), "ceres:ha.virtual_ip_prefix", "32"),
+    ("Patroni version not exact", "prod", with_settings(PROD, ha={"virtual_ip": "10.0.0.100", "images": {"patroni": "latest"}}), "ceres:ha.images.patroni", "exact version"),
     ("edge subnet not private", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "unix:///var/run/docker.sock", "roles": ["apps"], "edge_subnet": "8.8.8.0/24"}]), "ceres:hosts[0].edge_subnet", "private IPv4 network"),
     ("edge subnet not a network", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "unix:///var/run/docker.sock", "roles": ["apps"], "edge_subnet": "10.0.0.1/24"}]), "ceres:hosts[0].edge_subnet", "CIDR"),
     ("no apps host", "dev", with_settings(DEV, hosts=[{"name": "a", "url": "unix:///var/run/docker.sock", "roles": ["ha"]}]), "ceres:hosts", "role 'apps'"),
