@@ -106,6 +106,8 @@ class PatroniSettings:
     memory_mb: int
     consumers: tuple[str, ...]
     monitoring: bool = False
+    # The backup's superuser login over the network (pg_dump through HAProxy).
+    backup: bool = False
     # Only a member with a synchronous standby's confirmation acknowledges a commit: a failover then
     # loses no acknowledged write. Not strict: when no standby is left at all the leader keeps
     # taking writes alone rather than blocking every app (availability over the last few commits
@@ -129,7 +131,8 @@ class PatroniSettings:
         self.postgres_settings()
 
     def postgres_settings(self) -> PostgresSettings:
-        return PostgresSettings(memory_mb=self.memory_mb, consumers=self.consumers, monitoring=self.monitoring)
+        return PostgresSettings(memory_mb=self.memory_mb, consumers=self.consumers, monitoring=self.monitoring,
+                                backup=self.backup)
 
 
 # Patroni owns these: it sets the listen address from `postgresql.listen` and writes pg_hba itself.

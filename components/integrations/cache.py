@@ -5,29 +5,29 @@ from __future__ import annotations
 import pulumi
 
 from components.base import IntegrationEdge, Service
-from components.config.redis import redis_url
 from components.services.redis import Redis, RedisUser
+from components.services.redis_cluster import RedisCluster
 
 
 class CacheEdge(IntegrationEdge):
     """The consumer's side of its cache: credentials for its container, ready once Redis is healthy.
 
-    The user and its database number are created by Redis from its list of consumers.
+    The user and its database number are created by Redis from its list of consumers. With the
+    HA tier, `redis` is the Sentinel cluster: the login points at HAProxy's primary endpoint, and
+    the URL (for clients that speak Sentinel) at the Sentinels.
     """
 
     kind = "cache"
 
-    def __init__(self, consumer: Service, redis: Redis, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, consumer: Service, redis: Redis | RedisCluster, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"cache-{consumer.service}", consumer, redis, opts)
+        self._redis = redis
         self.login: RedisUser = redis.user(consumer.service)
         self.register_outputs({"user": self.login.username, "db": self.login.db})
 
     def url(self) -> pulumi.Output[str]:
-        """`redis://user:password@host:port/db`; secret, as it carries the password."""
-        login = self.login
-        return pulumi.Output.secret(login.password).apply(
-            lambda password: redis_url(login.username, password, login.host, login.port, login.db)
-        )
+        """The consumer's whole connection as a URL; secret, as it carries the password."""
+        return self._redis.consumer_url(self.source.service)
 
     def env(self, prefix: str, keys: dict[str, str]) -> list[pulumi.Input[str]]:
         """Environment entries `prefix+KEY=value` for the fields an app names its own way.

@@ -82,6 +82,13 @@ class Redis(Service):
             raise KeyError(f"redis has no user for {consumer!r}; its consumers are {sorted(self._settings.consumers)}")
         return self._login(consumer, config.database_number(consumer))
 
+    def consumer_url(self, consumer: str) -> pulumi.Output[str]:
+        """`redis://user:password@host:port/db`; secret, as it carries the password."""
+        login = self.user(consumer)
+        return pulumi.Output.secret(login.password).apply(
+            lambda password: config.redis_url(login.username, password, login.host, login.port, login.db)
+        )
+
     def monitoring_login(self) -> RedisUser:
         """The exporter's user: INFO, CONFIG GET, SLOWLOG, LATENCY, and no keys."""
         if not self._settings.monitoring:

@@ -1,0 +1,257 @@
+"""PostgreSQL in the HA tier: Patroni members on an etcd cluster across the HA hosts.
+
+Apps never reach a member: they connect to HAProxy's primary port on the virtual IP, which follows
+the Patroni leader. The same interface as `PostgreSQL` (`database`, `monitoring_login`,
+`backup_login`, `consumer_databases`, `host_name`), so the composition can use either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi_command as command
+
+from components.base import Service
+from components.config.prometheus import ScrapeJob
+from components.config import patroni
+from components.config import postgres as config
+from components.config.haproxy import PRIMARY_PORT
+from components.container import Healthcheck, ServiceContainer, http_check
+from components.docker_host import DockerHostComponent
+from components.images import build_on_host
+from components.integrations.ha import HaEdge
+from components.services.postgres import Database
+from stacks.spec import ServiceSpec, StackSpec
+
+# etcd holds only Patroni's few keys (compacted hourly): a small, fixed budget.
+ETCD_MEMORY_MB = 256
+PATRONI_VENV = "/opt/patroni"
+PATRONI_CONFIG = "/etc/patroni/patroni.yml"
+# Not a secret: the REST password alone guards Patroni's unsafe endpoints (switchover, restart...).
+RESTAPI_USERNAME = "patroni"
+
+
+def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
+    """The pinned PostgreSQL image plus Patroni in its own venv (there is no official Patroni image).
+    psycopg 3 is Patroni's driver; etcd3 is its DCS client."""
+    return "\n".join([
+        f"FROM {postgres_image}",
+        "RUN apt-get update \\",
+        " && apt-get install -y --no-install-recommends python3 python3-venv \\",
+        " && rm -rf /var/lib/apt/lists/*",
+        f"RUN python3 -m venv {PATRONI_VENV} \\",
+        f" && {PATRONI_VENV}/bin/pip install --no-cache-dir 'patroni[etcd3,psycopg3]=={patroni_version}'",
+        "",
+    ])
+
+
+@dataclass(frozen=True)
+class MemberContainer:
+    """Where a Patroni member's container runs: its Docker engine and its container name."""
+
+    docker_host: str
+    container: str
+
+
+def psql_on_leader(members: Sequence[MemberContainer], env: tuple[str, ...] = ()) -> str:
+    """Shell text that runs the psql script on its stdin as the superuser on the current leader:
+    it asks each member in turn whether it is in recovery and uses the first that answers `f`.
+    Exits non-zero, naming what it tried, if none does (cluster down or mid-failover)."""
+    ask = "docker exec -u postgres \"$2\" psql -XtAqc 'select pg_is_in_recovery()' 2>/dev/null"
+    lines = ["set -eu", f'is_leader() {{ [ "$(DOCKER_HOST="$1" {ask})" = f ]; }}']
+    for member in members:
+        host = shlex.quote(member.docker_host)
+        run = config.psql_over_docker_exec(member.container, env)
+        lines.append(f"if is_leader {host} {shlex.quote(member.container)}; then export DOCKER_HOST={host}; exec {run}; fi")
+    tried = ", ".join(f"{m.container} on {m.docker_host}" for m in members)
+    failure = f"no PostgreSQL member answered as the Patroni leader (tried {tried}): is the cluster up?"
+    return "\n".join([*lines, f"echo {shlex.quote(failure)} >&2", "exit 1"])
+
+
+def _major(postgres_image: str) -> int:
+    """`postgres:17.6-bookworm` -> 17: where the image keeps the server's binaries."""
+    match = re.search(r":(\d+)", postgres_image)
+    if match is None:
+        raise ValueError(f"services.postgres.image={postgres_image!r}: pin a tag that starts with the major version")
+    return int(match.group(1))
+
+
+class PostgresCluster(Service):
+    """etcd on the first `ha.etcd_members` HA hosts, a Patroni member on the first `ha.postgres_members`,
+    each under a per-host child component that deploys with that host's provider; plus each
+    consumer's role and database, made on whichever member leads.
+
+    Every member uses host networking: members, etcd peers and HAProxy talk host to host at the
+    hosts' private addresses (5432, 8008, 2379, 2380), which the hosts' firewall keeps private;
+    nothing is published.
+    """
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        hosts: Sequence[DockerHostComponent],
+        consumers: tuple[str, ...],
+        *,
+        monitoring: bool = False,
+        backup: bool = False,
+        proxy: pulumi.Resource | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        """`proxy`: the HAProxy pair apps reach the cluster through; a login is ready only once it runs."""
+        ha = spec.ha
+        needed = max(ha.etcd_members, ha.postgres_members)
+        if len(hosts) < needed or any(h.host.address is None for h in hosts[:needed]) or ha.virtual_ip is None:
+            raise ValueError(f"postgres cluster: needs {needed} HA hosts with an address, and ha.virtual_ip;"
+                             f" got hosts {[h.host.name for h in hosts]}, virtual_ip {ha.virtual_ip}")
+        super().__init__("postgres", pulumi.ResourceOptions.merge(hosts[0].placed(), opts))
+        self._spec, self._consumers, self._monitoring_on, self._backup_on = spec, consumers, monitoring, backup
+        self._proxy = [proxy] if proxy is not None else []
+        # One name for the whole cluster: Patroni's scope (its key prefix in etcd) and etcd's token.
+        self._scope = hosts[0].prefix
+        self.host_name = ha.virtual_ip
+        self.restapi_username = RESTAPI_USERNAME
+        self.restapi_password = self.generate_secret("postgres-restapi")
+        self._secrets = [
+            pulumi.Output.concat("PATRONI_SUPERUSER_PASSWORD=", self.generate_secret("postgres-superuser")),
+            pulumi.Output.concat("PATRONI_REPLICATION_PASSWORD=", self.generate_secret("postgres-replication")),
+            pulumi.Output.concat("PATRONI_REWIND_PASSWORD=", self.generate_secret("postgres-rewind")),
+            f"PATRONI_RESTAPI_USERNAME={RESTAPI_USERNAME}",
+            pulumi.Output.concat("PATRONI_RESTAPI_PASSWORD=", self.restapi_password),
+        ]
+        self._member_components: dict[str, pulumi.ComponentResource] = {}
+        etcd_hosts = list(hosts[: ha.etcd_members])
+        self._etcd_cluster = tuple(patroni.EtcdMember(h.host.name, h.host.address) for h in etcd_hosts)
+        etcd = [self._etcd(h) for h in etcd_hosts]
+        patroni_hosts = list(hosts[: ha.postgres_members])
+        self.members: list[tuple[str, str]] = [(h.host.name, h.host.address) for h in patroni_hosts]
+        self.metrics_targets = [f"{address}:{patroni.RESTAPI_PORT}" for _, address in self.members]
+        self.member_containers = [self._patroni(h, etcd) for h in patroni_hosts]
+        self._candidates = [MemberContainer(h.host.url, c.name) for h, c in zip(patroni_hosts, self.member_containers)]
+        HaEdge("ha-postgres", self, "patroni", members=[f"{address}:{patroni.POSTGRES_PORT}" for _, address in self.members])
+        self._databases = {
+            consumer: self._provision(consumer, consumer, f"postgres-{consumer}-database", config.provision_sql(consumer))
+            for consumer in consumers
+        }
+        self._monitoring = (
+            self._provision(config.MONITOR_ROLE, config.MONITOR_DATABASE, "postgres-monitoring-role", config.monitoring_sql())
+            if monitoring else None
+        )
+        self._backup = (
+            self._provision(config.BACKUP_ROLE, "postgres", "postgres-backup-role", config.backup_role_sql())
+            if backup else None
+        )
+        self.register_outputs({"consumers": list(consumers), "members": [name for name, _ in self.members],
+                               "monitoring": monitoring, "backup": backup})
+
+    def _member(self, host: DockerHostComponent) -> pulumi.ComponentResource:
+        """The per-host parent: everything under it deploys with that host's Docker provider."""
+        key = f"postgres-{host.host.name}"
+        if key not in self._member_components:
+            self._member_components[key] = pulumi.ComponentResource(
+                "ceres:services:PostgresMember", key, None, pulumi.ResourceOptions(parent=self, provider=host.provider))
+        return self._member_components[key]
+
+    def _etcd(self, host: DockerHostComponent) -> ServiceContainer:
+        name = host.host.name
+        settings = patroni.EtcdSettings(cluster=self._etcd_cluster, member=name, cluster_token=f"{self._scope}-etcd")
+        return ServiceContainer(
+            self._member(host),
+            f"etcd-{name}",
+            spec=ServiceSpec(enabled=True, image=self._spec.ha.images.etcd, memory_mb=ETCD_MEMORY_MB),
+            host=host,
+            networks=[],
+            host_network=True,
+            command=["/usr/local/bin/etcd", *patroni.etcd_args(settings)],
+            volumes={f"etcd-{name}-data": settings.data_dir},
+            # The image is distroless (no shell, no wget) but ships etcdctl; healthy once the member
+            # serves a quorum read, so Patroni starts against a working cluster.
+            healthcheck=Healthcheck(["CMD", "/usr/local/bin/etcdctl", "endpoint", "health"], start_period="60s"),
+        )
+
+    def _patroni(self, host: DockerHostComponent, etcd: Sequence[ServiceContainer]) -> ServiceContainer:
+        name, address = host.host.name, host.host.address
+        postgres_spec = self._spec.services.postgres
+        settings = patroni.PatroniSettings(
+            scope=self._scope,
+            member=patroni.PatroniMember(
+                name, postgres=patroni.Address(address, patroni.POSTGRES_PORT), restapi=patroni.Address(address, patroni.RESTAPI_PORT)),
+            etcd=tuple(m.client_address for m in self._etcd_cluster),
+            memory_mb=postgres_spec.memory_mb,
+            consumers=self._consumers,
+            monitoring=self._monitoring_on,
+            backup=self._backup_on,
+            synchronous_mode=self._spec.ha.synchronous_mode,
+            bin_dir=f"/usr/lib/postgresql/{_major(postgres_spec.image)}/bin",
+        )
+        member = self._member(host)
+        dockerfile = patroni_dockerfile(postgres_spec.image, self._spec.ha.images.patroni)
+        image = build_on_host(member, f"patroni-{name}-image", service="patroni", host=host,
+                              tag=hashlib.sha256(dockerfile.encode()).hexdigest()[:12], files={"Dockerfile": dockerfile})
+        return ServiceContainer(
+            member,
+            f"patroni-{name}",
+            spec=postgres_spec,
+            host=host,
+            image=image,
+            networks=[],
+            host_network=True,
+            # initdb and PostgreSQL refuse root; the image's postgres user owns the data and socket dirs.
+            user="postgres",
+            entrypoint=[f"{PATRONI_VENV}/bin/patroni"],
+            command=[PATRONI_CONFIG],
+            # Patroni reads these credentials only from its environment (no file form) and removes
+            # them from it before starting PostgreSQL.
+            envs=self._secrets,
+            volumes={f"patroni-{name}-data": "/var/lib/postgresql/data"},
+            files={PATRONI_CONFIG: patroni.patroni_yml(settings)},
+            # The image has no HTTP client: the host's probe busybox asks Patroni's REST API, which
+            # answers 200 on /health while PostgreSQL runs (leader or replica). A replica copies the
+            # leader's data first, hence the long start period.
+            healthcheck=http_check(f"http://127.0.0.1:{patroni.RESTAPI_PORT}/health", tool="probe", start_period="180s"),
+            depends_on=[e.container for e in etcd],
+            wait_timeout=900,
+        )
+
+    def _provision(self, role: str, database: str, step: str, sql: str) -> Database:
+        password = self.generate_secret(f"postgres-{role}-password")
+        members = self._candidates
+        provisioning = command.local.Command(
+            step,
+            create=psql_on_leader(members, env=("CERES_ROLE_PASSWORD",)),
+            stdin=sql,
+            # Retiring keeps the data: the script goes in through printf, as delete gets no stdin.
+            delete=f"printf %s {shlex.quote(config.retire_sql(role))} | {{\n{psql_on_leader(members)}\n}}",
+            environment={"CERES_ROLE_PASSWORD": password},
+            opts=self.child(depends_on=[*(c.container for c in self.member_containers), *self._proxy]),
+        )
+        return Database(self.host_name, PRIMARY_PORT, database, role, password, provisioning)
+
+    def members_scrape_job(self) -> ScrapeJob:
+        """Patroni's /metrics on every member, at the HA hosts' addresses (GET needs no credentials)."""
+        return ScrapeJob("patroni", tuple(self.metrics_targets))
+
+    @property
+    def consumer_databases(self) -> list[str]:
+        return [database.name for database in self._databases.values()]
+
+    def database(self, consumer: str) -> Database:
+        if consumer not in self._databases:
+            raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
+        return self._databases[consumer]
+
+    def backup_login(self) -> Database:
+        """The backup's login: role `ceres_backup` (superuser, password, through HAProxy to the leader)."""
+        if self._backup is None:
+            raise KeyError("postgres was built without backup=True, so it has no backup role")
+        return self._backup
+
+    def monitoring_login(self) -> Database:
+        """The exporter's login: role `ceres_monitor` (pg_monitor, read-only) on database `postgres`, on the leader."""
+        if self._monitoring is None:
+            raise KeyError("postgres was built without monitoring=True, so it has no monitoring role")
+        return self._monitoring
