@@ -175,11 +175,11 @@ def scrape_id(target: str) -> str:
 
 
 def _scrape(target: str, mechanism: str, seed: tuple[str, ...] = (),
-            not_applicable: Applicability = _always) -> Edge:
+            not_applicable: Applicability = _always, needs: tuple[str, ...] = ()) -> Edge:
     # Issue 7 asks for every service that exposes metrics; the seed names only some of them.
     seed = seed or (f"issue 7: Prometheus scrapes {target}, like every service that exposes metrics",)
     return Edge(scrape_id(target), "observability", "scrape", "prometheus", target, mechanism, seed,
-                not_applicable=not_applicable)
+                needs=needs, not_applicable=not_applicable)
 
 
 EDGES: tuple[Edge, ...] = (
@@ -277,7 +277,8 @@ EDGES: tuple[Edge, ...] = (
     _scrape("alloy", "Alloy /metrics"),
     _scrape("backup", "the time of the last backup that succeeded, for the backup-too-old alert",
             ("issue 8: a backup-age metric for Prometheus",)),
-    _scrape("patroni", "Patroni /metrics on every member's REST API (:8008)", not_applicable=_single_host),
+    _scrape("patroni", "Patroni /metrics on every member's REST API (:8008)", not_applicable=_single_host,
+            needs=("ha-postgres",)),
     Edge("alerts-prometheus", "observability", "alert_route", "prometheus", "alertmanager",
          "Prometheus alerting to Alertmanager",
          ("matrix: Prometheus × Alertmanager", "§7 Prometheus: Alertmanager", "§7 Alertmanager: Prometheus")),
@@ -342,10 +343,10 @@ EDGES: tuple[Edge, ...] = (
          ("success criterion 6: one command restores",)),
     Edge("ha-postgres", "infrastructure", "ha", "postgres", "patroni",
          "Patroni cluster on etcd across hosts, apps through HAProxy",
-         ("§8 PostgreSQL: Patroni HA",), via=("haproxy",), not_applicable=_single_host),
+         ("§8 PostgreSQL: Patroni HA",), via=("haproxy",), needs=("ha-proxy-vip",), not_applicable=_single_host),
     Edge("ha-redis", "infrastructure", "ha", "redis", "redis_sentinel",
          "Redis Sentinel across hosts, primary endpoint through HAProxy",
-         ("§8 Redis: Redis Sentinel",), via=("haproxy",), not_applicable=_single_host),
+         ("§8 Redis: Redis Sentinel",), via=("haproxy",), needs=("ha-proxy-vip",), not_applicable=_single_host),
     Edge("ha-proxy-vip", "infrastructure", "ha", "haproxy", "keepalived",
          "two HAProxy instances holding a Keepalived virtual IP",
          ("success criterion 4: automatic failover",), not_applicable=_single_host),

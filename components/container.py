@@ -63,7 +63,8 @@ class ServiceContainer:
     `image` replaces the pinned image with one derived from it (built by the service);
     `files` are plain config text; `secret_files` carry credentials and stay secret in state
     (`ceres render` leaves them out). `ports` maps container ports to host ports: only the
-    proxy gets any. `binds` are read-only host paths (the Docker socket for the few that read it);
+    proxy gets any on every address; `ports_on` binds them to one address (Loki's push port on
+    the apps host's private address, for the log shippers of the HA hosts). `binds` are read-only host paths (the Docker socket for the few that read it);
     `writable_binds` only for the backup's local repository, which must outlive the stack's volumes;
     `host_network` only for the HA tier, whose members talk host to host (it then joins no Docker
     network), and `capabilities` only for Keepalived, which moves the virtual IP;
@@ -94,6 +95,7 @@ class ServiceContainer:
         capabilities: Sequence[str] = (),
         shared_volumes: Sequence[SharedVolume] = (),
         ports: Mapping[int, int] | None = None,
+        ports_on: str | None = None,
         devices: Sequence[str] = (),
         privileged: bool = False,
         edge_address: str | None = None,
@@ -145,7 +147,7 @@ class ServiceContainer:
             user=user,
             volumes=mounts,
             uploads=uploads,
-            ports=[docker.ContainerPortArgs(internal=inside, external=outside) for inside, outside in (ports or {}).items()],
+            ports=[docker.ContainerPortArgs(internal=inside, external=outside, ip=ports_on) for inside, outside in (ports or {}).items()],
             devices=[docker.ContainerDeviceArgs(host_path=d, container_path=d, permissions="r") for d in devices],
             privileged=privileged,
             network_mode="host" if host_network else None,

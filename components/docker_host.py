@@ -27,7 +27,10 @@ NETWORKS = {
 class DockerHostComponent(pulumi.ComponentResource):
     """One host: every resource placed here uses this host's docker provider."""
 
-    def __init__(self, host: DockerHost, prefix: str, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, host: DockerHost, prefix: str, opts: pulumi.ResourceOptions | None = None, *,
+                 data_leaves_host: bool = False):
+        """`data_leaves_host`: the data network reaches other hosts (the HA tier's virtual IP and
+        Sentinels), instead of being internal to this one."""
         super().__init__("ceres:platform:DockerHost", host.name, {"url": host.url, "roles": list(host.roles)}, opts)
         self.host = host
         self.prefix = prefix
@@ -36,6 +39,7 @@ class DockerHostComponent(pulumi.ComponentResource):
         self._probe: tuple[docker.Volume, docker.Container] | None = None
         self._shared: dict[str, tuple[docker.Volume, docker.Container]] = {}
         self._busybox_image: docker.RemoteImage | None = None
+        self._internal = dict(NETWORKS, data=not data_leaves_host)
         self.register_outputs({"url": host.url})
 
     def _on_host(self) -> pulumi.ResourceOptions:
@@ -49,7 +53,7 @@ class DockerHostComponent(pulumi.ComponentResource):
             self._networks[purpose] = docker.Network(
                 f"{self.host.name}-{purpose}",
                 name=f"{self.prefix}-{purpose}",
-                internal=NETWORKS[purpose],
+                internal=self._internal[purpose],
                 ipam_configs=subnet,
                 opts=self._on_host(),
             )

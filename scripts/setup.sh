@@ -32,6 +32,7 @@ TEST_PROGRAMS=(
   "haproxy:haproxy"
   "keepalived:keepalived"
   "redis-sentinel:redis-sentinel"
+  "ip:iproute2"  # network namespaces for the Keepalived failover test
 )
 # Libraries the tests load, with no program to look for: installed unless dpkg has them.
 TEST_LIBRARIES=(

@@ -38,7 +38,10 @@ from components.services.nextcloud import Nextcloud
 from components.services.oauth2_proxy import OAuth2Proxy
 from components.services.otel_collector import OtelCollector
 from components.services.portainer import Portainer
+from components.services.haproxy import HAProxy
 from components.services.postgres import PostgreSQL
+from components.services.postgres_cluster import PostgresCluster
+from components.services.redis_cluster import RedisCluster
 from components.services.postgres_exporter import PostgresExporter
 from components.services.prometheus import Prometheus
 from components.services.redis import Redis
@@ -111,6 +114,10 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "logs-containers",
     "traces-collector",
     "traces-apps",
+    "ha-postgres",
+    "ha-redis",
+    "ha-proxy-vip",
+    "scrape-patroni",
 })
 
 
@@ -184,23 +191,45 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
     mail_relay = MailRelay.from_spec(spec.smtp, smtp_password) if spec.smtp else None
     platform = Platform(spec)
     prefix = f"ceres-{pulumi.get_stack()}"
+    clustered = {"ha-postgres", "ha-redis"} & edges
     for host in spec.hosts:
-        platform.hosts[host.name] = DockerHostComponent(host, prefix)
+        # With the HA tier, the apps reach the database and cache at the virtual IP, off this host.
+        platform.hosts[host.name] = DockerHostComponent(host, prefix, data_leaves_host=bool(clustered))
     apps = platform.hosts[spec.host_for("apps").name]
+    ha_hosts = [platform.hosts[host.name] for host in spec.hosts_with("ha")]
 
     def backend(service: Service | None, edge_id: str) -> Any:
         """The backend service when the consumer's edge to it is planned, else None."""
         return service if edge_id in edges else None
 
-    # data tier
-    postgres = redis = None
-    if on("postgres"):
+    # data tier: one server each, or (prod) the HA tier spread over the HA hosts, apps reaching it
+    # through the HAProxy pair on the virtual IP. The pair waits for the Redis members, and every
+    # login waits for the pair.
+    postgres = redis = haproxy = None
+    if on("redis") and "ha-redis" in edges:
+        redis = platform.add(RedisCluster(spec, ha_hosts, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
+    elif on("redis"):
+        redis = platform.add(Redis(spec.services.redis, apps, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
+    if clustered and "ha-proxy-vip" in edges:
+        patroni_hosts = ha_hosts[:spec.ha.postgres_members] if "ha-postgres" in edges else []
+        haproxy = platform.add(HAProxy(
+            spec, ha_hosts, postgres_members=[(host.host.name, host.host.address) for host in patroni_hosts],
+            redis_section=redis.haproxy_section() if isinstance(redis, RedisCluster) else None,
+            redis_check_password=redis.haproxy_check_password if isinstance(redis, RedisCluster) else None,
+            after=[redis] if isinstance(redis, RedisCluster) else [],
+        ))
+        if isinstance(redis, RedisCluster):
+            redis.serve_through(haproxy)
+    if on("postgres") and "ha-postgres" in edges:
+        postgres = platform.add(PostgresCluster(
+            spec, ha_hosts, _consumers(edges, "database"), monitoring=on("postgres_exporter"),
+            backup="backup-postgres" in edges, proxy=haproxy,
+        ))
+    elif on("postgres"):
         postgres = platform.add(PostgreSQL(
             spec.services.postgres, apps, _consumers(edges, "database"), monitoring=on("postgres_exporter"),
             backup="backup-postgres" in edges,
         ))
-    if on("redis"):
-        redis = platform.add(Redis(spec.services.redis, apps, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
     if on("postgres_exporter"):
         platform.add(PostgresExporter(spec, apps, postgres=postgres))
     if on("redis_exporter"):
@@ -281,9 +310,11 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
         ))
     loki = None
     if on("loki"):
-        loki = platform.add(Loki(spec, apps, alertmanager=backend(alertmanager, "alerts-loki")))
+        loki = platform.add(Loki(spec, apps, alertmanager=backend(alertmanager, "alerts-loki"),
+                                 remote_shippers=bool(clustered) and "logs-shipper" in edges))
         if on("alloy") and "logs-shipper" in edges:
-            platform.add(Alloy(spec, apps, loki=loki, tail_containers="logs-containers" in edges))
+            platform.add(Alloy(spec, apps, loki=loki, tail_containers="logs-containers" in edges,
+                               other_hosts=[host for host in ha_hosts if host is not apps] if clustered else []))
     if on("cadvisor"):
         platform.add(CAdvisor(spec, apps))
     # Prometheus scrapes the proxy that routes it: it gets its targets once the proxy is built.
@@ -322,7 +353,9 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
                 for name, volume in service.container.volumes.items()} if "backup-volumes" in edges else {}
         platform.add(Backup(spec, apps, postgres=backend(postgres, "backup-postgres"), volumes=kept))
     if prometheus is not None:
-        prometheus.scrape([platform.services[e.target] for e in catalog.EDGES if e.kind == "scrape" and e.id in edges])
+        scraped_services = [e.target for e in catalog.EDGES if e.kind == "scrape" and e.id in edges and e.target in platform.services]
+        prometheus.scrape([platform.services[name] for name in scraped_services],
+                          ha_members={"patroni": postgres} if "scrape-patroni" in edges and isinstance(postgres, PostgresCluster) else None)
 
     # single sign-on: the realm is managed through Keycloak's public URL, so after the proxy
     logins = [e for e in catalog.EDGES if e.kind == "oidc_client" and e.id in edges]

@@ -15,6 +15,8 @@ from stacks.spec import SERVICE_NAMES, StackSpec
 class Loki(Service):
     """Loki on the monitoring network; Alloy pushes to `push_url`, Grafana reads `internal_url`.
 
+    With `remote_shippers` (the HA hosts ship logs too) it also takes pushes at `remote_push_url`,
+    its port published on the host's private address only.
     Log alert rules go in `rules_directory` (one file per namespace); the ruler sends what fires to
     `alertmanager_url` when one is given.
     """
@@ -27,6 +29,7 @@ class Loki(Service):
         host: DockerHostComponent,
         *,
         alertmanager: Service | None = None,
+        remote_shippers: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("loki", pulumi.ResourceOptions.merge(host.placed(), opts))
@@ -47,11 +50,17 @@ class Loki(Service):
             command=[f"-config.file={config.CONFIG_PATH}"],
             volumes={"loki-data": config.DATA_DIR},
             files=files,
+            # Shippers on the other hosts push here: only on the host's private address, which the
+            # hosts' firewall keeps to the cluster.
+            ports={config.HTTP_PORT: config.HTTP_PORT} if remote_shippers else None,
+            ports_on=host.host.address if remote_shippers else None,
             # The Loki 3 image is distroless (no shell or HTTP client on its PATH): the host's probe
             # busybox asks /ready, which answers 200 once the ingester has joined its ring.
             healthcheck=http_check(f"http://127.0.0.1:{config.HTTP_PORT}/ready", tool="probe", start_period="60s"),
         )
         self.push_url = f"{self.internal_url}/loki/api/v1/push"
+        self.remote_push_url = (f"http://{host.host.address}:{config.HTTP_PORT}/loki/api/v1/push"
+                                if remote_shippers else None)
         # Loki serves its own /metrics on the same port.
         self.metrics_target = self.upstream
         self.rules_directory = config.TENANT_RULES_DIR

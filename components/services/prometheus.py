@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pulumi
 
@@ -53,12 +53,14 @@ class Prometheus(Service):
         # Known before the container exists: the proxy routes Prometheus before Prometheus scrapes it.
         return f"{alias_of(self.service)}:{self.HTTP_PORT}"
 
-    def scrape(self, targets: Sequence[Service]) -> None:
-        """The second step: scrape itself and each of `targets`, and run."""
+    def scrape(self, targets: Sequence[Service], *, ha_members: Mapping[str, Service] | None = None) -> None:
+        """The second step: scrape itself, each of `targets` and each set of HA members
+        (`{"patroni": the PostgreSQL cluster}`, reached at the HA hosts' addresses), and run."""
         if self.scrapes:
             raise RuntimeError("Prometheus.scrape: called twice; give every target in one call")
         spec, host = self._spec, self._host
         self.scrapes = [ScrapeEdge(self, target) for target in targets]
+        self.scrapes += [ScrapeEdge(self, service, members=name) for name, service in (ha_members or {}).items()]
         settings = config.PrometheusSettings(
             external_labels={"stack": pulumi.get_stack(), "tier": spec.tier},
             jobs=(config.ScrapeJob("prometheus", (f"localhost:{self.HTTP_PORT}",)), *(edge.job for edge in self.scrapes)),
@@ -73,7 +75,8 @@ class Prometheus(Service):
             "prometheus",
             spec=spec.services.prometheus,
             host=host,
-            networks=[host.monitoring_network],
+            # The HA members are on other hosts: the data network is the one that leaves this host.
+            networks=[host.monitoring_network, *([host.data_network] if ha_members else [])],
             command=[
                 f"--config.file={CONFIG_DIR}/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",

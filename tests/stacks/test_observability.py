@@ -50,7 +50,7 @@ def test_every_service_with_metrics_is_scraped_over_a_network_prometheus_shares(
     run, platform = built(stack)
     prometheus = platform.services["prometheus"]
     assert isinstance(prometheus, Prometheus)
-    scraped = {edge.target.service for edge in prometheus.scrapes}
+    scraped = {edge.target.service for edge in prometheus.scrapes if isinstance(edge.target, Service)}
     exposing = with_metrics(platform)
     # Whatever exposes metrics here, and the services issue 7 names, are all scraped.
     assert set(exposing) == scraped
@@ -86,9 +86,15 @@ def test_every_container_of_the_stack_has_its_logs_shipped(stack):
     alloy = platform.services["alloy"]
     assert {edge.edge.id for edge in alloy.shipping} == {"logs-shipper", "logs-containers"}
     alloy_container = by_name(run, "alloy", "Container")
-    shipping_hosts = {alloy_container.provider}
+    shippers = [alloy_container, *(by_name(run, f"alloy-{host}", "Container") for host in ("node2", "node3") if stack == "prod")]
+    shipping_hosts = {shipper.provider for shipper in shippers}
+    assert len(shipping_hosts) == len(shippers), "one shipper per host"
     config_text = next(u["content"] for u in alloy_container.inputs["uploads"] if u["file"].endswith("config.alloy"))
     assert f'regex         = "{stack}"' in config_text
+    for remote in shippers[1:]:
+        # Loki's port on the apps host's private address, the only way in from another host.
+        remote_config = next(u["content"] for u in remote.inputs["uploads"] if u["file"].endswith("config.alloy"))
+        assert '"http://10.0.0.11:3100/loki/api/v1/push"' in remote_config
     containers = [c for c in of_type(run, "Container") if c.inputs.get("wait") is not None or c.inputs.get("restart")]
     assert containers
     for container in containers:

@@ -18,6 +18,9 @@ from tests.support import by_name, of_type
 # refills or is rebuilt (caches, metrics, logs, traces, mirrors), and the backup's own state.
 NOT_COPIED = {"postgres-data", "redis-data", "prometheus-data", "loki-data", "tempo-data", "alloy-data",
               "backup-state", "repositories", "repo_sync-state"}
+# The HA tier's members: PostgreSQL's files (dumped through HAProxy), etcd's and Sentinel's state
+# (rebuilt by the cluster), Redis (a cache), each HA host's log shipper.
+NOT_COPIED_PREFIXES = ("patroni-", "etcd-", "redis-node", "alloy-node")
 
 
 def container(run):
@@ -34,7 +37,8 @@ def test_every_stateful_volume_is_in_the_backup_read_write_for_restores(offline,
     volumes = {v.inputs["name"].removeprefix(f"ceres-{stack}-") for v in of_type(run, "Volume")}
     probe = {name for name in volumes if "probe" in name}
     copied = {path.removeprefix(f"{config.ROOT}/volumes/") for path in mounts(run) if path.startswith(f"{config.ROOT}/volumes/")}
-    assert copied == volumes - NOT_COPIED - probe
+    ha_members = {name for name in volumes if name.startswith(NOT_COPIED_PREFIXES)}
+    assert copied == volumes - NOT_COPIED - probe - ha_members
     assert {"gitea-data", "nextcloud-data", "wikijs-data", "mattermost-data", "grafana-data", "redmine-files"} <= copied
     for name in copied:
         assert not mounts(run)[f"{config.ROOT}/volumes/{name}"].get("readOnly"), name
