@@ -37,6 +37,10 @@ def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck
     return Healthcheck(commands[tool], **timing)
 
 
+# On the containers a restore goes through (the data tier and the backup): the others stop first.
+KEEP_RUNNING_ON_RESTORE = {"io.ceres.restore": "keep-running"}
+
+
 def alias_of(service: str) -> str:
     """The name a service's container answers to on the platform's networks."""
     return service.replace("_", "-")
@@ -66,6 +70,7 @@ class ServiceContainer:
     proxy gets any on every address; `ports_on` binds them to one address (Loki's push port on
     the apps host's private address, for the log shippers of the HA hosts). `binds` are read-only host paths (the Docker socket for the few that read it);
     `writable_binds` only for the backup's local repository, which must outlive the stack's volumes;
+    `labels` add to the service and stack labels (what the restore keeps running);
     `host_network` only for the HA tier, whose members talk host to host (it then joins no Docker
     network), and `capabilities` only for Keepalived, which moves the virtual IP;
     `devices` and `privileged` only for host agents such as cAdvisor; `edge_address` only for the
@@ -92,6 +97,7 @@ class ServiceContainer:
         binds: Mapping[str, str] | None = None,
         writable_binds: Mapping[str, str] | None = None,
         host_network: bool = False,
+        labels: Mapping[str, str] | None = None,
         capabilities: Sequence[str] = (),
         shared_volumes: Sequence[SharedVolume] = (),
         ports: Mapping[int, int] | None = None,
@@ -174,6 +180,7 @@ class ServiceContainer:
             labels=[
                 docker.ContainerLabelArgs(label="io.ceres.service", value=service),
                 docker.ContainerLabelArgs(label="io.ceres.stack", value=pulumi.get_stack()),
+                *(docker.ContainerLabelArgs(label=label, value=value) for label, value in (labels or {}).items()),
             ],
             # A fixed name must be freed before its replacement starts.
             opts=pulumi.ResourceOptions(parent=owner, depends_on=list(depends_on), delete_before_replace=True),

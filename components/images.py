@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -42,3 +43,12 @@ def build_on_host(
         opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=owner), opts),
     )
     return image.image_name
+
+
+def postgres_major(postgres_image: str) -> int:
+    """`postgres:17.6-bookworm` -> 17: the server's major version, which the images built from or
+    beside it must match (pg_dump no older than the server; Patroni's binaries directory)."""
+    match = re.search(r":(\d+)", postgres_image)
+    if match is None:
+        raise ValueError(f"services.postgres.image={postgres_image!r}: pin a tag that starts with the major version, e.g. postgres:17.6")
+    return int(match.group(1))

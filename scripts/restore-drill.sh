@@ -6,32 +6,16 @@
 # checksum with the live databases, and removes the throwaway server. Exit 0 only if all match.
 set -euo pipefail
 
-stack="dev"
-run="latest"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stack) stack="${2:?--stack needs a stack name}"; shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
-    *) run="$1"; shift ;;
-  esac
-done
-
-say() { echo "restore-drill: $*" >&2; }
-backup="ceres-${stack}-backup"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/restore-common.sh"
+parse_restore_args "$@"
+require_backup_container "first"
 drill="ceres-${stack}-restore-drill"
-
-if ! command -v docker >/dev/null 2>&1; then
-  say "docker is not on PATH: run this on the apps host (or set DOCKER_HOST to it)"
+# The stack's own PostgreSQL image, which the backup container names (single server or HA cluster).
+image="$(docker inspect --format '{{index .Config.Labels "io.ceres.postgres-image"}}' "$backup" 2>/dev/null || true)"
+if [ -z "$image" ]; then
+  say "$backup does not name the PostgreSQL image (label io.ceres.postgres-image): run 'pulumi up' for stack $stack, then run this again"
   exit 2
 fi
-if [ "$(docker inspect --format '{{.State.Running}}' "$backup" 2>/dev/null)" != "true" ]; then
-  say "the backup container $backup is not running: run 'pulumi up' for stack $stack first"
-  exit 2
-fi
-image="$(docker inspect --format '{{.Config.Image}}' "ceres-${stack}-postgres" 2>/dev/null)" || {
-  say "no ceres-${stack}-postgres container to take the image from: is the stack up?"
-  exit 2
-}
 
 # Passed by name (-e VAR), so the password is in no command line.
 CERES_DRILL_PGPASSWORD="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"

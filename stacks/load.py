@@ -267,6 +267,9 @@ def _check_ha(spec: StackSpec) -> list[Problem]:
     for service in ("postgres", "redis"):
         if not spec.enabled(service):
             problems.append(Problem(f"services.{service}.enabled", False, "the HA tier replicates it: enable it or set ha.enabled=false"))
+    if spec.integrations.get("ha-postgres") is False and spec.integrations.get("ha-proxy-vip") is not False:
+        problems.append(Problem("integrations.ha-postgres", False, "the HAProxy pair and its virtual IP front the PostgreSQL "
+                                "cluster: switch ha-proxy-vip off too (the stack then runs single PostgreSQL and Redis servers)"))
     return problems
 
 

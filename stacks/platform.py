@@ -118,6 +118,7 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "ha-redis",
     "ha-proxy-vip",
     "scrape-patroni",
+    "scrape-haproxy",
 })
 
 
@@ -203,24 +204,23 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
         return service if edge_id in edges else None
 
     # data tier: one server each, or (prod) the HA tier spread over the HA hosts, apps reaching it
-    # through the HAProxy pair on the virtual IP. The pair waits for the Redis members, and every
-    # login waits for the pair.
+    # through the HAProxy pair on the virtual IP (ha-postgres needs the pair; ha-redis needs both).
+    # The pair waits for the Redis members, and every login waits for the pair.
     postgres = redis = haproxy = None
     if on("redis") and "ha-redis" in edges:
         redis = platform.add(RedisCluster(spec, ha_hosts, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
     elif on("redis"):
         redis = platform.add(Redis(spec.services.redis, apps, _consumers(edges, "cache"), monitoring=on("redis_exporter")))
-    if clustered and "ha-proxy-vip" in edges:
-        patroni_hosts = ha_hosts[:spec.ha.postgres_members] if "ha-postgres" in edges else []
-        haproxy = platform.add(HAProxy(
-            spec, ha_hosts, postgres_members=[(host.host.name, host.host.address) for host in patroni_hosts],
-            redis_section=redis.haproxy_section() if isinstance(redis, RedisCluster) else None,
-            redis_check_password=redis.haproxy_check_password if isinstance(redis, RedisCluster) else None,
-            after=[redis] if isinstance(redis, RedisCluster) else [],
-        ))
-        if isinstance(redis, RedisCluster):
-            redis.serve_through(haproxy)
     if on("postgres") and "ha-postgres" in edges:
+        redis_cluster = redis if isinstance(redis, RedisCluster) else None
+        haproxy = platform.add(HAProxy(
+            spec, ha_hosts, postgres_members=[(host.host.name, host.host.address) for host in ha_hosts[:spec.ha.postgres_members]],
+            redis_section=redis_cluster.haproxy_section() if redis_cluster else None,
+            redis_check_password=redis_cluster.haproxy_check_password if redis_cluster else None,
+            after=[redis_cluster] if redis_cluster else [],
+        ))
+        if redis_cluster:
+            redis_cluster.serve_through(haproxy)
         postgres = platform.add(PostgresCluster(
             spec, ha_hosts, _consumers(edges, "database"), monitoring=on("postgres_exporter"),
             backup="backup-postgres" in edges, proxy=haproxy,
@@ -332,6 +332,10 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
         # Every routed site, by the URL a user opens; the monitors reach them through Caddy.
         endpoints = {catalog.display_name(app): spec.public_url(app) for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)
                      if catalog.route_id(app) in edges}
+        # A gated site answers the gate's redirect whether or not the UI behind it runs: the UIs
+        # are also watched on the monitoring network, at their own health endpoints.
+        endpoints |= {f"{catalog.display_name(app)} (service)": f"{platform.services[app].internal_url}{platform.services[app].HEALTH_PATH}"
+                      for app in ("prometheus", "alertmanager") if app in platform.services}
         uptime_kuma = platform.add(UptimeKuma(spec, apps, chat=backend(mattermost, "chat-uptime-kuma"),
                                               mail=mail_relay if "email-uptime-kuma" in edges else None, endpoints=endpoints))
         if "alerts-uptime-kuma" in edges:
@@ -353,9 +357,11 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
                 for name, volume in service.container.volumes.items()} if "backup-volumes" in edges else {}
         platform.add(Backup(spec, apps, postgres=backend(postgres, "backup-postgres"), volumes=kept))
     if prometheus is not None:
-        scraped_services = [e.target for e in catalog.EDGES if e.kind == "scrape" and e.id in edges and e.target in platform.services]
-        prometheus.scrape([platform.services[name] for name in scraped_services],
-                          ha_members={"patroni": postgres} if "scrape-patroni" in edges and isinstance(postgres, PostgresCluster) else None)
+        planned = [e.target for e in catalog.EDGES if e.kind == "scrape" and e.id in edges]
+        # The HA members are scraped through the service that runs them, at the hosts' addresses.
+        runs_members = {"patroni": postgres if isinstance(postgres, PostgresCluster) else None, "haproxy": haproxy}
+        prometheus.scrape([platform.services[name] for name in planned if name not in catalog.HA_ENDPOINTS],
+                          ha_members={name: runs_members[name] for name in planned if name in catalog.HA_ENDPOINTS})
 
     # single sign-on: the realm is managed through Keycloak's public URL, so after the proxy
     logins = [e for e in catalog.EDGES if e.kind == "oidc_client" and e.id in edges]

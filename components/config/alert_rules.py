@@ -227,8 +227,12 @@ def _postgres(s: AlertRuleSettings) -> list[Alert]:
             "PostgresDown", "pg_up == 0", "critical",
             "PostgreSQL is unreachable",
             "postgres_exporter at {{ $labels.instance }} cannot connect to PostgreSQL: every database consumer is failing.",
-            _CONTAINER.format(service="postgres") + " and `docker logs --tail 100 <container>`; "
-            "then `pg_isready` inside it.",
+            (("The exporter reaches the cluster through HAProxy on the virtual IP: on an HA host, "
+              "`docker exec -u postgres ceres-<stack>-patroni-<host> /opt/patroni/bin/patronictl -c /etc/patroni/patroni.yml list` "
+              "shows which member leads; HAProxy's /stats (port 8404) shows where writes go.")
+             if s.ha else
+             _CONTAINER.format(service="postgres") + " and `docker logs --tail 100 <container>`; "
+             "then `pg_isready` inside it."),
             s.postgres_down_for,
         ),
         Alert(

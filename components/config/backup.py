@@ -546,7 +546,7 @@ ENTRYPOINT []
 """
 
 
-def entry_script(settings: BackupSettings, schedule: str, pgpass_source: str) -> str:
+def entry_script(settings: BackupSettings, schedule: str, pgpass_source: str | None) -> str:
     """The container's main process: the backup on `schedule` (busybox crond, logs on the
     container's output) and the metric file served over HTTP (busybox httpd).
 
@@ -555,14 +555,16 @@ def entry_script(settings: BackupSettings, schedule: str, pgpass_source: str) ->
     the scrape works (no target-down alert), and the backup alerts see no backup yet."""
     if not re.fullmatch(r"[0-9*/,-]+( [0-9*/,-]+){4}", schedule):
         raise ValueError(f"schedule={schedule!r}: give five cron fields, e.g. '0 3 * * *'")
-    _require(_PATH, pgpass_source, "a file", "an absolute path of letters, digits, '_', '.', '-', '/'")
+    if pgpass_source is not None:
+        _require(_PATH, pgpass_source, "a file", "an absolute path of letters, digits, '_', '.', '-', '/'")
+    # Without a database to dump there is no password file to install.
+    pgpass = f'install -m 600 {_q(pgpass_source)} "$PGPASSFILE"\n' if pgpass_source is not None else ""
     metrics = f"{settings.metrics_dir}/{METRICS_FILE}"
     return f"""\
 #!/bin/sh
 # Rendered by CERES (backup entry): cron runs backup.sh; httpd serves the last success time.
 set -eu
-install -m 600 {_q(pgpass_source)} "$PGPASSFILE"
-mkdir -p {_q(settings.metrics_dir)}
+{pgpass}mkdir -p {_q(settings.metrics_dir)}
 [ -f {_q(metrics)} ] || echo "# no backup run has succeeded yet" >{_q(metrics)}
 echo '{schedule} sh /usr/local/bin/backup.sh >/proc/1/fd/1 2>/proc/1/fd/2' >/etc/crontabs/root
 {" ".join(map(_q, metrics_server_command(settings)))} &

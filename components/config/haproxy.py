@@ -16,7 +16,7 @@ from components.config.patroni import PatroniMember
 PRIMARY_PORT = 5000
 REPLICA_PORT = 5001
 STATS_PORT = 8404
-# Keepalived's check and Prometheus both use this port: /healthz answers 200 while HAProxy runs.
+# Keepalived's check (/healthz answers 200 while HAProxy runs) and Prometheus (/metrics) use this port.
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 

@@ -114,8 +114,9 @@ class PatroniSettings:
     # of a double failure).
     synchronous_mode: bool = True
     timings: Timings = field(default_factory=Timings)
-    # Where the member listens; the advertised addresses are in `member`.
-    listen_host: str = "0.0.0.0"
+    # Where the member listens. None: PostgreSQL on the member's own address and loopback, the REST
+    # API on the member's own address (the hosts run on their network: never every interface).
+    listen_host: str | None = None
     # The postgres:17 image's layout (the Patroni image is built on it).
     data_dir: str = "/var/lib/postgresql/data/pgdata"
     bin_dir: str = "/usr/lib/postgresql/17/bin"
@@ -169,7 +170,7 @@ def patroni_config(settings: PatroniSettings) -> dict:
         "scope": settings.scope,
         "name": member.name,
         "restapi": {
-            "listen": f"{settings.listen_host}:{member.restapi.port}",
+            "listen": f"{settings.listen_host or member.restapi.host}:{member.restapi.port}",
             "connect_address": str(member.restapi),
         },
         "etcd3": {"hosts": [str(address) for address in settings.etcd]},
@@ -204,7 +205,7 @@ def patroni_config(settings: PatroniSettings) -> dict:
             "pg_hba": pg_hba(settings),
         },
         "postgresql": {
-            "listen": f"{settings.listen_host}:{member.postgres.port}",
+            "listen": f"{settings.listen_host or _with_loopback(member.postgres.host)}:{member.postgres.port}",
             "connect_address": str(member.postgres),
             "data_dir": settings.data_dir,
             "bin_dir": settings.bin_dir,
@@ -262,7 +263,8 @@ class EtcdSettings:
     # Ties the members together: a member from another cluster with the same names is refused.
     cluster_token: str
     data_dir: str = "/var/lib/etcd"
-    listen_host: str = "0.0.0.0"
+    # None: clients on the member's own address and loopback, peers on its own address only.
+    listen_host: str | None = None
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.cluster]
@@ -278,16 +280,23 @@ class EtcdSettings:
         return next(m for m in self.cluster if m.name == self.member)
 
 
+def _with_loopback(host: str) -> str:
+    """The member's own address and loopback (for the container's own checks), once each."""
+    return host if host == "127.0.0.1" else f"{host},127.0.0.1"
+
+
 def etcd_args(settings: EtcdSettings) -> list[str]:
-    """Command-line flags for one member (same flags in etcd 3.4 and 3.5/3.6). Plain HTTP: etcd sits on
-    the internal data network, reached only by Patroni."""
+    """Command-line flags for one member (same flags in etcd 3.4 and 3.5/3.6). Plain HTTP, without
+    auth: it listens only on the member's own (private) address and loopback, and the hosts'
+    firewall keeps that address to the cluster."""
     me = settings.this
+    clients = settings.listen_host or _with_loopback(me.host)
     return [
         f"--name={me.name}",
         f"--data-dir={settings.data_dir}",
-        f"--listen-client-urls=http://{settings.listen_host}:{me.client_port}",
+        "--listen-client-urls=" + ",".join(f"http://{host}:{me.client_port}" for host in clients.split(",")),
         f"--advertise-client-urls={me.client_url}",
-        f"--listen-peer-urls=http://{settings.listen_host}:{me.peer_port}",
+        f"--listen-peer-urls=http://{settings.listen_host or me.host}:{me.peer_port}",
         f"--initial-advertise-peer-urls={me.peer_url}",
         "--initial-cluster=" + ",".join(f"{m.name}={m.peer_url}" for m in settings.cluster),
         f"--initial-cluster-token={settings.cluster_token}",

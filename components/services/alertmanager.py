@@ -30,6 +30,7 @@ class Alertmanager(Service):
     """
 
     HTTP_PORT = 9093
+    HEALTH_PATH = "/-/healthy"
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class Alertmanager(Service):
             files={CONFIG_FILE: config.alertmanager_yml(settings)},
             secret_files=config.secret_files(settings),
             # prom/alertmanager is busybox-based: wget is there.
-            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget"),
+            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}{self.HEALTH_PATH}", tool="wget"),
         )
         self.metrics_target = self.upstream
         self.register_outputs({"internal_url": self.internal_url})

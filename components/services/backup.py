@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Mapping
 
 import pulumi
@@ -12,9 +11,9 @@ import pulumi_docker as docker
 from components.base import Service
 from components.config import backup as config
 from components.config.prometheus import ScrapeJob
-from components.container import Healthcheck, ServiceContainer, SharedVolume
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer, SharedVolume
 from components.docker_host import DockerHostComponent
-from components.images import build_on_host
+from components.images import build_on_host, postgres_major
 from components.integrations.backup import BackupEdge
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
@@ -23,6 +22,7 @@ SECRETS_DIR = "/run/ceres"
 SCRIPTS_DIR = "/usr/local/bin"
 ENTRY = f"{SCRIPTS_DIR}/ceres-backup-entry"
 PGPASS = "/root/.pgpass"
+POSTGRES_IMAGE_LABEL = "io.ceres.postgres-image"
 # The services whose volumes a restore must bring back. PostgreSQL is dumped instead of copied;
 # caches and the metric, log and trace stores refill themselves and would dwarf the rest.
 KEPT_SERVICES = ("keycloak", "gitea", "nextcloud", "wikijs", "redmine", "mattermost", "grafana",
@@ -63,7 +63,7 @@ class Backup(Service):
             BackupEdge("backup-postgres", self, postgres, items=[db.name for db in databases])
         if volumes:
             BackupEdge("backup-volumes", self, "docker", items=sorted(volumes))
-        dockerfile = config.dockerfile(spec.services.backup.image, _major(spec.services.postgres.image))
+        dockerfile = config.dockerfile(spec.services.backup.image, postgres_major(spec.services.postgres.image))
         image = build_on_host(self, "backup-image", service="backup", host=host,
                               tag=hashlib.sha256(dockerfile.encode()).hexdigest()[:12], files={"Dockerfile": dockerfile})
         self.password = self.generate_secret("backup-repository-password")
@@ -80,6 +80,8 @@ class Backup(Service):
             "backup",
             spec=spec.services.backup,
             host=host,
+            # The drill starts a throwaway server of the stack's own PostgreSQL image.
+            labels={**KEEP_RUNNING_ON_RESTORE, POSTGRES_IMAGE_LABEL: spec.services.postgres.image},
             image=image,
             networks=networks,
             envs=[
@@ -97,7 +99,7 @@ class Backup(Service):
             # A local repository lives on the host, outside every volume `pulumi destroy` removes.
             writable_binds={local_repository: local_repository} if local_repository else None,
             files={
-                ENTRY: config.entry_script(settings, spec.backup.schedule, f"{SECRETS_DIR}/pgpass"),
+                ENTRY: config.entry_script(settings, spec.backup.schedule, f"{SECRETS_DIR}/pgpass" if login else None),
                 f"{SCRIPTS_DIR}/backup.sh": config.backup_script(settings),
                 f"{SCRIPTS_DIR}/restore-full.sh": config.restore_full_script(settings),
                 f"{SCRIPTS_DIR}/restore-drill.sh": config.restore_drill_script(settings),
@@ -116,9 +118,3 @@ class Backup(Service):
         return ScrapeJob(self.service, (self.metrics_target,), metrics_path=config.METRICS_PATH)
 
 
-def _major(postgres_image: str) -> int:
-    """`postgres:17.6-bookworm` -> 17: pg_dump must be of the server's major version."""
-    match = re.search(r":(\d+)", postgres_image)
-    if match is None:
-        raise ValueError(f"services.postgres.image={postgres_image!r}: pin a tag that starts with the major version, e.g. postgres:17.6")
-    return int(match.group(1))

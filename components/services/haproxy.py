@@ -19,7 +19,8 @@ from components.config.haproxy import HEALTH_PATH, METRICS_PATH, PRIMARY_PORT, S
 from components.config.haproxy_redis import PASSWORD_ENV, REDIS_PRIMARY_PORT
 from components.config.keepalived import CHECK_SCRIPT, KeepalivedSettings, check_haproxy_script, keepalived_conf
 from components.config.patroni import POSTGRES_PORT, RESTAPI_PORT, Address, PatroniMember
-from components.container import Healthcheck, ServiceContainer, http_check
+from components.config.prometheus import ScrapeJob
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.images import build_on_host
 from components.integrations.ha import HaEdge
@@ -115,6 +116,10 @@ class HAProxy(Service):
             "metricsTargets": self.metrics_targets,
         })
 
+    def members_scrape_job(self) -> ScrapeJob:
+        """HAProxy's own Prometheus exporter on both instances, at the hosts' addresses."""
+        return ScrapeJob("haproxy", tuple(self.metrics_targets), metrics_path=self.metrics_path)
+
 
 class HAProxyInstance(pulumi.ComponentResource):
     """One host's HAProxy and Keepalived; everything under it deploys to that host's engine."""
@@ -141,6 +146,7 @@ class HAProxyInstance(pulumi.ComponentResource):
             name,
             spec=ServiceSpec(enabled=True, image=spec.ha.images.haproxy, memory_mb=HAPROXY_MEMORY_MB),
             host=host,
+            labels=KEEP_RUNNING_ON_RESTORE,
             networks=[],
             host_network=True,
             envs=envs,
@@ -164,6 +170,7 @@ class HAProxyInstance(pulumi.ComponentResource):
             name,
             spec=ServiceSpec(enabled=True, image=spec.ha.images.keepalived_base, memory_mb=KEEPALIVED_MEMORY_MB),
             host=host,
+            labels=KEEP_RUNNING_ON_RESTORE,
             image=image,
             networks=[],
             host_network=True,

@@ -46,7 +46,9 @@ class Loki(Service):
             "loki",
             spec=spec.services.loki,
             host=host,
-            networks=[host.monitoring_network],
+            # Docker publishes no port of a container on internal networks only: the pushes from
+            # other hosts come in over the data network, which leaves the host in an HA stack.
+            networks=[host.monitoring_network, *([host.data_network] if remote_shippers else [])],
             command=[f"-config.file={config.CONFIG_PATH}"],
             volumes={"loki-data": config.DATA_DIR},
             files=files,

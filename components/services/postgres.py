@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import pulumi
 import pulumi_command as command
@@ -11,7 +13,7 @@ import pulumi_command as command
 from components.base import Service
 from components.config import postgres as config
 from components.docker_host import DockerHostComponent
-from components.container import Healthcheck, ServiceContainer
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer
 from stacks.spec import ServiceSpec
 
 PORT = 5432
@@ -30,7 +32,52 @@ class Database:
     ready: pulumi.Resource
 
 
-class PostgreSQL(Service):
+# (role, database, step name, provisioning SQL) -> the login, once the step has made the role.
+Provision = Callable[[str, str, str, str], Database]
+
+
+class DatabaseLogins:
+    """The logins a PostgreSQL hands out: each consumer's role and database, and the exporter's
+    and the backup's roles when asked for. Shared by the single server and the HA cluster so both
+    make the same roles under the same step names and the composition can use either."""
+
+    def _provision_logins(self, provision: Provision, consumers: tuple[str, ...], *, monitoring: bool, backup: bool) -> None:
+        self._databases = {
+            consumer: provision(consumer, consumer, f"postgres-{consumer}-database", config.provision_sql(consumer))
+            for consumer in consumers
+        }
+        self._monitoring = (
+            provision(config.MONITOR_ROLE, config.MONITOR_DATABASE, "postgres-monitoring-role", config.monitoring_sql())
+            if monitoring else None
+        )
+        self._backup = (
+            provision(config.BACKUP_ROLE, "postgres", "postgres-backup-role", config.backup_role_sql())
+            if backup else None
+        )
+
+    @property
+    def consumer_databases(self) -> list[str]:
+        return [database.name for database in self._databases.values()]
+
+    def database(self, consumer: str) -> Database:
+        if consumer not in self._databases:
+            raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
+        return self._databases[consumer]
+
+    def backup_login(self) -> Database:
+        """The backup's login: role `ceres_backup` (superuser, with a password), at `host_name`."""
+        if self._backup is None:
+            raise KeyError("postgres was built without backup=True, so it has no backup role")
+        return self._backup
+
+    def monitoring_login(self) -> Database:
+        """The exporter's login: role `ceres_monitor` (pg_monitor, read-only) on database `postgres`, at `host_name`."""
+        if self._monitoring is None:
+            raise KeyError("postgres was built without monitoring=True, so it has no monitoring role")
+        return self._monitoring
+
+
+class PostgreSQL(DatabaseLogins, Service):
     """The server, plus each consumer's role and database, created here from the list of consumers.
 
     Consumers get their credentials through `database(consumer)`; no app gets the superuser.
@@ -55,6 +102,7 @@ class PostgreSQL(Service):
             "postgres",
             spec=spec,
             host=host,
+            labels=KEEP_RUNNING_ON_RESTORE,
             networks=[host.data_network],
             envs=[superuser_password.apply(lambda p: f"POSTGRES_PASSWORD={p}")],
             command=["postgres", "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
@@ -66,18 +114,7 @@ class PostgreSQL(Service):
             healthcheck=Healthcheck(["CMD", "pg_isready", "-U", "postgres", "-d", "postgres"]),
         )
         self.host_name = "postgres"
-        self._databases = {
-            consumer: self._provision(host, consumer, consumer, f"postgres-{consumer}-database", config.provision_sql(consumer))
-            for consumer in consumers
-        }
-        self._monitoring = (
-            self._provision(host, config.MONITOR_ROLE, config.MONITOR_DATABASE, "postgres-monitoring-role", config.monitoring_sql())
-            if monitoring else None
-        )
-        self._backup = (
-            self._provision(host, config.BACKUP_ROLE, "postgres", "postgres-backup-role", config.backup_role_sql())
-            if backup else None
-        )
+        self._provision_logins(partial(self._provision, host), consumers, monitoring=monitoring, backup=backup)
         self.register_outputs({"consumers": list(consumers), "monitoring": monitoring, "backup": backup})
 
     def _provision(self, host: DockerHostComponent, role: str, database: str, step: str, sql: str) -> Database:
@@ -92,24 +129,3 @@ class PostgreSQL(Service):
             opts=self.child(depends_on=[self.container.container]),
         )
         return Database(self.host_name, PORT, database, role, password, provisioning)
-
-    @property
-    def consumer_databases(self) -> list[str]:
-        return [database.name for database in self._databases.values()]
-
-    def database(self, consumer: str) -> Database:
-        if consumer not in self._databases:
-            raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
-        return self._databases[consumer]
-
-    def backup_login(self) -> Database:
-        """The backup's login: role `ceres_backup` (superuser, password over the data network)."""
-        if self._backup is None:
-            raise KeyError("postgres was built without backup=True, so it has no backup role")
-        return self._backup
-
-    def monitoring_login(self) -> Database:
-        """The exporter's login: role `ceres_monitor` (pg_monitor, read-only) on database `postgres`."""
-        if self._monitoring is None:
-            raise KeyError("postgres was built without monitoring=True, so it has no monitoring role")
-        return self._monitoring

@@ -1,14 +1,14 @@
 """PostgreSQL in the HA tier: Patroni members on an etcd cluster across the HA hosts.
 
 Apps never reach a member: they connect to HAProxy's primary port on the virtual IP, which follows
-the Patroni leader. The same interface as `PostgreSQL` (`database`, `monitoring_login`,
-`backup_login`, `consumer_databases`, `host_name`), so the composition can use either.
+the Patroni leader. The same interface as `PostgreSQL` (the logins of `DatabaseLogins`:
+`database`, `monitoring_login`, `backup_login`, `consumer_databases`; and `host_name`), so the
+composition can use either.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
 from dataclasses import dataclass
 from typing import Sequence
@@ -21,11 +21,11 @@ from components.config.prometheus import ScrapeJob
 from components.config import patroni
 from components.config import postgres as config
 from components.config.haproxy import PRIMARY_PORT
-from components.container import Healthcheck, ServiceContainer, http_check
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
-from components.images import build_on_host
+from components.images import build_on_host, postgres_major
 from components.integrations.ha import HaEdge
-from components.services.postgres import Database
+from components.services.postgres import Database, DatabaseLogins
 from stacks.spec import ServiceSpec, StackSpec
 
 # etcd holds only Patroni's few keys (compacted hourly): a small, fixed budget.
@@ -73,15 +73,9 @@ def psql_on_leader(members: Sequence[MemberContainer], env: tuple[str, ...] = ()
     return "\n".join([*lines, f"echo {shlex.quote(failure)} >&2", "exit 1"])
 
 
-def _major(postgres_image: str) -> int:
-    """`postgres:17.6-bookworm` -> 17: where the image keeps the server's binaries."""
-    match = re.search(r":(\d+)", postgres_image)
-    if match is None:
-        raise ValueError(f"services.postgres.image={postgres_image!r}: pin a tag that starts with the major version")
-    return int(match.group(1))
 
 
-class PostgresCluster(Service):
+class PostgresCluster(DatabaseLogins, Service):
     """etcd on the first `ha.etcd_members` HA hosts, a Patroni member on the first `ha.postgres_members`,
     each under a per-host child component that deploys with that host's provider; plus each
     consumer's role and database, made on whichever member leads.
@@ -133,18 +127,7 @@ class PostgresCluster(Service):
         self.member_containers = [self._patroni(h, etcd) for h in patroni_hosts]
         self._candidates = [MemberContainer(h.host.url, c.name) for h, c in zip(patroni_hosts, self.member_containers)]
         HaEdge("ha-postgres", self, "patroni", members=[f"{address}:{patroni.POSTGRES_PORT}" for _, address in self.members])
-        self._databases = {
-            consumer: self._provision(consumer, consumer, f"postgres-{consumer}-database", config.provision_sql(consumer))
-            for consumer in consumers
-        }
-        self._monitoring = (
-            self._provision(config.MONITOR_ROLE, config.MONITOR_DATABASE, "postgres-monitoring-role", config.monitoring_sql())
-            if monitoring else None
-        )
-        self._backup = (
-            self._provision(config.BACKUP_ROLE, "postgres", "postgres-backup-role", config.backup_role_sql())
-            if backup else None
-        )
+        self._provision_logins(self._provision, consumers, monitoring=monitoring, backup=backup)
         self.register_outputs({"consumers": list(consumers), "members": [name for name, _ in self.members],
                                "monitoring": monitoring, "backup": backup})
 
@@ -164,6 +147,7 @@ class PostgresCluster(Service):
             f"etcd-{name}",
             spec=ServiceSpec(enabled=True, image=self._spec.ha.images.etcd, memory_mb=ETCD_MEMORY_MB),
             host=host,
+            labels=KEEP_RUNNING_ON_RESTORE,
             networks=[],
             host_network=True,
             command=["/usr/local/bin/etcd", *patroni.etcd_args(settings)],
@@ -186,7 +170,7 @@ class PostgresCluster(Service):
             monitoring=self._monitoring_on,
             backup=self._backup_on,
             synchronous_mode=self._spec.ha.synchronous_mode,
-            bin_dir=f"/usr/lib/postgresql/{_major(postgres_spec.image)}/bin",
+            bin_dir=f"/usr/lib/postgresql/{postgres_major(postgres_spec.image)}/bin",
         )
         member = self._member(host)
         dockerfile = patroni_dockerfile(postgres_spec.image, self._spec.ha.images.patroni)
@@ -197,6 +181,7 @@ class PostgresCluster(Service):
             f"patroni-{name}",
             spec=postgres_spec,
             host=host,
+            labels=KEEP_RUNNING_ON_RESTORE,
             image=image,
             networks=[],
             host_network=True,
@@ -212,7 +197,8 @@ class PostgresCluster(Service):
             # The image has no HTTP client: the host's probe busybox asks Patroni's REST API, which
             # answers 200 on /health while PostgreSQL runs (leader or replica). A replica copies the
             # leader's data first, hence the long start period.
-            healthcheck=http_check(f"http://127.0.0.1:{patroni.RESTAPI_PORT}/health", tool="probe", start_period="180s"),
+            # The API listens only on the member's own address (host network: never every interface).
+            healthcheck=http_check(f"http://{address}:{patroni.RESTAPI_PORT}/health", tool="probe", start_period="180s"),
             depends_on=[e.container for e in etcd],
             wait_timeout=900,
         )
@@ -234,24 +220,3 @@ class PostgresCluster(Service):
     def members_scrape_job(self) -> ScrapeJob:
         """Patroni's /metrics on every member, at the HA hosts' addresses (GET needs no credentials)."""
         return ScrapeJob("patroni", tuple(self.metrics_targets))
-
-    @property
-    def consumer_databases(self) -> list[str]:
-        return [database.name for database in self._databases.values()]
-
-    def database(self, consumer: str) -> Database:
-        if consumer not in self._databases:
-            raise KeyError(f"postgres has no database for {consumer!r}; its consumers are {sorted(self._databases)}")
-        return self._databases[consumer]
-
-    def backup_login(self) -> Database:
-        """The backup's login: role `ceres_backup` (superuser, password, through HAProxy to the leader)."""
-        if self._backup is None:
-            raise KeyError("postgres was built without backup=True, so it has no backup role")
-        return self._backup
-
-    def monitoring_login(self) -> Database:
-        """The exporter's login: role `ceres_monitor` (pg_monitor, read-only) on database `postgres`, on the leader."""
-        if self._monitoring is None:
-            raise KeyError("postgres was built without monitoring=True, so it has no monitoring role")
-        return self._monitoring

@@ -32,6 +32,7 @@ class Prometheus(Service):
     """
 
     HTTP_PORT = 9090
+    HEALTH_PATH = "/-/healthy"
 
     def __init__(
         self,
@@ -91,6 +92,6 @@ class Prometheus(Service):
             },
             secret_files={f"{CONFIG_DIR}/{path}": value for path, value in config.secret_files(settings).items()},
             # prom/prometheus is busybox-based: wget is there. TSDB replay can take a while.
-            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}/-/healthy", tool="wget", start_period="60s"),
+            healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}{self.HEALTH_PATH}", tool="wget", start_period="60s"),
         )
         self.register_outputs({"internal_url": self.internal_url, "jobs": [job.name for job in settings.jobs]})

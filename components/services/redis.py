@@ -8,7 +8,7 @@ import pulumi
 
 from components.base import Service
 from components.config import redis as config
-from components.container import Healthcheck, ServiceContainer
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer
 from components.docker_host import DockerHostComponent
 from stacks.spec import ServiceSpec
 
@@ -58,6 +58,7 @@ class Redis(Service):
             "redis",
             spec=spec,
             host=host,
+            labels=KEEP_RUNNING_ON_RESTORE,
             networks=[host.data_network],
             # redis-cli reads REDISCLI_AUTH, so the healthcheck's password is never in its argv.
             envs=[pulumi.Output.concat("REDISCLI_AUTH=", self._passwords[config.HEALTHCHECK_USER])],

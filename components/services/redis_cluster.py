@@ -13,7 +13,7 @@ import pulumi
 from components.base import Service
 from components.config import haproxy_redis, redis as config, redis_sentinel as ha
 from components.config.redis_cluster import DataNodeStart, data_node_start_script
-from components.container import Healthcheck, ServiceContainer
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer
 from components.docker_host import DockerHostComponent
 from components.integrations.ha import HaEdge
 from components.services.redis import RedisUser
@@ -126,6 +126,7 @@ class _Member(pulumi.ComponentResource):
         self.data_node = ServiceContainer(
             self, f"{name}-data",
             spec=spec.services.redis, host=host, networks=[], host_network=True,
+            labels=KEEP_RUNNING_ON_RESTORE,
             envs=[pulumi.Output.concat("REDISCLI_AUTH=", passwords[config.HEALTHCHECK_USER])],
             command=["sh", "-c", data_node_start_script(DataNodeStart(members=cluster.nodes))],
             volumes={f"{name}-data": config.DATA_DIR},
@@ -144,6 +145,7 @@ class _Member(pulumi.ComponentResource):
             self, f"{name}-sentinel",
             spec=spec.services.redis.model_copy(update={"memory_mb": SENTINEL_MEMORY_MB}),
             host=host, networks=[], host_network=True,
+            labels=KEEP_RUNNING_ON_RESTORE,
             envs=[pulumi.Output.concat("REDISCLI_AUTH=", passwords[ha.SENTINEL_CLIENT_USER])],
             # Run as redis: the start script writes Sentinel's own state file on the volume.
             user="redis",

@@ -178,9 +178,9 @@ def test_the_rendered_alert_rules_pass_their_unit_tests(rendered, tmp_path):
     should and stays silent when it should not (the cases of test_alert_rules.py)."""
     stack, out = rendered
     rules = out / "prometheus/etc/prometheus/rules/ceres.yml"
-    present = {rule["alert"] for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]}
-    cases = [case for case in unit_tests() if case["alert_rule_test"][0]["alertname"] in present]
-    assert {case["alert_rule_test"][0]["alertname"] for case in cases} == present, f"{stack}: an alert without a case"
+    present = {rule["alert"]: rule for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]}
+    cases = unit_tests(present)
+    assert {case["alert_rule_test"][0]["alertname"] for case in cases} == set(present), f"{stack}: an alert without a case"
     tests = tmp_path / "rendered_test.yml"
     tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": cases}))
     result = subprocess.run([promtool(), "test", "rules", str(tests)], capture_output=True, text=True, timeout=TIMEOUT)

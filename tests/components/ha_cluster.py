@@ -42,24 +42,11 @@ from components.config.patroni import (
     patroni_yml,
 )
 from components.config.postgres import provision_sql
+from tests.components.config.stubs import stop_process
+from tests.components.real_processes import Missing, binary, free_ports
 
 CONSUMER = "gitea"
 STARTUP_SECONDS = 90
-PACKAGES = {
-    "etcd": "etcd-server", "patroni": "patroni", "patronictl": "patroni", "haproxy": "haproxy",
-    "setpriv": "util-linux", "psql": "postgresql-client",
-}
-
-
-class Missing(RuntimeError):
-    """A Debian binary is not installed; the message names the package."""
-
-
-def require(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        raise Missing(f"`{binary}` not found: apt-get install -y {PACKAGES.get(binary, binary)}")
-    return path
 
 
 def postgres_bindir() -> str:
@@ -210,19 +197,7 @@ class WriteLoad:
 
 def as_postgres(argv: list[str]) -> list[str]:
     # setpriv execs in place: the Popen is the program itself, so signals reach it directly.
-    return [require("setpriv"), "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
-
-
-def _free_ports(count: int) -> list[int]:
-    import socket
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    return [binary("setpriv"), "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 @dataclass
@@ -246,8 +221,8 @@ class Member:
 
 class HaCluster:
     def __init__(self, *, synchronous_mode: bool = True, members: int = 3):
-        for binary in ("etcd", "patroni", "haproxy", "setpriv", "psql"):
-            require(binary)
+        for program in ("etcd", "patroni", "haproxy", "setpriv", "psql"):
+            binary(program)
         self.bindir = postgres_bindir()
         # Short and outside pytest's root-only tmp dirs: postgres must enter it, sockets need short paths.
         self.root = Path(tempfile.mkdtemp(prefix="ceres-ha-"))
@@ -266,7 +241,7 @@ class HaCluster:
         self._known: set[int] = set()
         self._reaping = threading.Event()
         self._reaper: threading.Thread | None = None
-        ports = iter(_free_ports(6 + 2 * members + 3))
+        ports = iter(free_ports(6 + 2 * members + 3))
         self.etcd_members = tuple(EtcdMember(f"etcd-{i}", "127.0.0.1", next(ports), next(ports)) for i in range(1, 4))
         patroni_members = tuple(
             PatroniMember(f"pg-{i}", Address("127.0.0.1", next(ports)), Address("127.0.0.1", next(ports)))
@@ -304,7 +279,7 @@ class HaCluster:
             settings = EtcdSettings(cluster=self.etcd_members, member=member.name, cluster_token="ceres-test",
                                     data_dir=str(self.root / member.name), listen_host="127.0.0.1")
             log = open(self.root / f"{member.name}.log", "wb")
-            self.etcd_processes.append(self._spawn([require("etcd"), *etcd_args(settings)], log))
+            self.etcd_processes.append(self._spawn([binary("etcd"), *etcd_args(settings)], log))
         for member in self.members:
             self.start_member(member)
         leader = self.wait_for_leader()
@@ -312,7 +287,7 @@ class HaCluster:
         self._provision_consumer(leader)
         config = self.root / "haproxy.cfg"
         config.write_text(haproxy_cfg(self.haproxy_settings))
-        self.haproxy = self._spawn([require("haproxy"), "-db", "-f", str(config)], open(self.root / "haproxy.log", "wb"))
+        self.haproxy = self._spawn([binary("haproxy"), "-db", "-f", str(config)], open(self.root / "haproxy.log", "wb"))
         self._wait_for_writes()
 
     def _spawn(self, argv: list[str], log, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -325,7 +300,7 @@ class HaCluster:
     def start_member(self, member: Member) -> None:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root / member.name), "LC_ALL": "C.UTF-8",
                **self.passwords}
-        member.process = self._spawn(as_postgres([require("patroni"), str(member.config_path)]),
+        member.process = self._spawn(as_postgres([binary("patroni"), str(member.config_path)]),
                                      open(member.log_path, "ab"), env=env)
 
     def _reap_loop(self) -> None:
@@ -335,29 +310,17 @@ class HaCluster:
 
     def stop(self) -> None:
         for member in self.members:
-            self.stop_member(member, graceful=True)
+            self.stop_member(member)
         for process in [self.haproxy, *self.etcd_processes]:
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+            stop_process(process, timeout=10)
         time.sleep(0.5)
         reap_orphans(self._known)
         self._reaping.set()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def stop_member(self, member: Member, *, graceful: bool) -> None:
-        process = member.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    def stop_member(self, member: Member) -> None:
+        """Patroni stopped (SIGTERM, SIGKILL if it hangs), then any postmaster it left behind."""
+        stop_process(member.process, timeout=20)
         postmaster = member.postmaster_pid()
         if postmaster is not None:
             try:
@@ -443,7 +406,7 @@ class HaCluster:
         the superuser over the leader's local socket (peer auth; the superuser has no network rule)."""
         for sql in (provision_sql(CONSUMER),):
             result = subprocess.run(
-                as_postgres([require("psql"), "-q", "-h", leader.settings.socket_dir, "-p", str(leader.settings.member.postgres.port),
+                as_postgres([binary("psql"), "-q", "-h", leader.settings.socket_dir, "-p", str(leader.settings.member.postgres.port),
                              "-d", "postgres", "-U", SUPERUSER]),
                 input=sql, text=True, capture_output=True, timeout=30,
                 env={"PATH": os.environ["PATH"], "CERES_ROLE_PASSWORD": self.consumer_password, "PGCONNECT_TIMEOUT": "5"},

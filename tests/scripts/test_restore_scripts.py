@@ -24,7 +24,7 @@ case "$1" in
     name=$(eval echo \${$#})
     case "$3" in
       *Running*) cat "$STUB_DIR/running-$name" 2>/dev/null || exit 1 ;;
-      *Image*) cat "$STUB_DIR/image-$name" 2>/dev/null || exit 1 ;;
+      *postgres-image*) cat "$STUB_DIR/image-$name" 2>/dev/null || exit 1 ;;
     esac ;;
   ps) cat "$STUB_DIR/ps" ;;
   exec)
@@ -43,9 +43,15 @@ def stack(tmp_path: Path) -> Path:
     (bin_dir / "docker").write_text(STUB)
     (bin_dir / "docker").chmod(0o755)
     (tmp_path / "running-ceres-dev-backup").write_text("true\n")
-    (tmp_path / "image-ceres-dev-postgres").write_text("postgres:17.6-bookworm\n")
-    (tmp_path / "ps").write_text("".join(f"ceres-dev-{name}\t{name}\n" for name in ("postgres", "gitea", "nextcloud", "backup", "caddy")))
+    (tmp_path / "image-ceres-dev-backup").write_text("postgres:17.6-bookworm\n")
+    running(tmp_path, "dev", kept=("postgres", "backup"), stopped=("gitea", "nextcloud", "caddy"))
     return tmp_path
+
+
+def running(stub: Path, stack: str, *, kept, stopped) -> None:
+    """What `docker ps` lists: each container's name and its io.ceres.restore label."""
+    rows = [f"ceres-{stack}-{name}\tkeep-running\n" for name in kept] + [f"ceres-{stack}-{name}\t\n" for name in stopped]
+    (stub / "ps").write_text("".join(rows))
 
 
 def run(stack: Path, script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -105,3 +111,21 @@ def test_ceres_restore_runs_the_same_script(stack, monkeypatch):
     monkeypatch.setenv("STUB_DIR", str(stack))
     assert main(["restore", "--stack", "dev", "latest"]) == 0
     assert "exec ceres-dev-backup sh /usr/local/bin/restore-full.sh latest" in calls(stack)
+
+
+def test_on_prod_the_ha_members_on_the_apps_host_keep_running(stack):
+    (stack / "running-ceres-prod-backup").write_text("true\n")
+    running(stack, "prod", kept=("patroni-node1", "etcd-node1", "haproxy-node1", "keepalived-node1",
+                                 "redis-node1-data", "redis-node1-sentinel", "backup"),
+            stopped=("gitea", "nextcloud", "caddy"))
+    result = run(stack, "restore-full.sh", "--stack", "prod")
+    assert result.returncode == 0, result.stderr
+    stop = next(c for c in calls(stack) if c.startswith("stop"))
+    assert sorted(stop.split()[1:]) == ["ceres-prod-caddy", "ceres-prod-gitea", "ceres-prod-nextcloud"]
+
+
+def test_the_drill_refuses_when_the_backup_does_not_name_the_postgresql_image(stack):
+    (stack / "image-ceres-dev-backup").unlink()
+    result = run(stack, "restore-drill.sh")
+    assert result.returncode == 2 and "io.ceres.postgres-image" in result.stderr
+    assert not [c for c in calls(stack) if c.startswith("run ")]

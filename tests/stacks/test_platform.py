@@ -271,3 +271,14 @@ def test_every_public_app_signs_in_through_the_realm(offline):
         for uri in client["validRedirectUris"]:
             assert uri.startswith("https://") and ".ceres.localhost/" in uri, (client_id, uri)
     assert set(clients) == {*(app for app in logins), "oauth2-proxy"}
+
+
+def test_a_container_with_published_ports_is_on_a_network_docker_publishes_from(offline):
+    # Docker binds no port of a container whose networks are all internal.
+    for stack in ("dev", "prod"):
+        run = offline(stack)
+        internal = {n.inputs["name"]: n.inputs["internal"] for n in of_type(run, "Network")}
+        for container in containers(run):
+            if container.inputs.get("ports"):
+                names = [n["name"] for n in container.inputs["networksAdvanced"]]
+                assert any(not internal[name] for name in names), f"{stack}: {container.name} on {names}"

@@ -2,15 +2,14 @@
 (started by the rendered start script under sh), 1 HAProxy with the rendered `redis_primary`
 section. Used by test_redis_failover_real.py and scripts/bench_redis_failover.py.
 
-Needs Debian's redis-server, redis-sentinel and haproxy. Every process is started here and
-stopped by `Cluster.stop()` (SIGKILL if it does not exit), files live in one temp dir.
+Needs Debian's redis-server, redis-sentinel and haproxy. Every process is started here; files
+live in one temp dir; `Cluster.stop()` kills them all and removes it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,23 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.config import haproxy_redis, redis, redis_sentinel as ha
-from tests.support import free_port
+# Missing is not used here: test_redis_cluster_start.py imports it, with `binary`, from this module.
+from tests.components.real_processes import Missing, binary, free_ports  # noqa: F401
 
-PACKAGES = {"redis-server": "redis-server", "redis-sentinel": "redis-sentinel", "haproxy": "haproxy"}
+PROGRAMS = ("redis-server", "redis-sentinel", "haproxy")
 CONSUMERS = ("gitea", "nextcloud")
 TIMEOUT = 20
-
-
-class Missing(RuntimeError):
-    pass
-
-
-def binary(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if path is None:
-        raise Missing(f"{name} not found: run `apt-get install -y {PACKAGES[name]}` (Debian). "
-                      "These tests run the real program and do not skip.")
-    return path
 
 
 # --- a minimal RESP client (the venv has no redis package) -----------------------------------
@@ -125,14 +113,11 @@ class Process:
         with open(self.log, "ab") as log:
             self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self) -> None:
+        """SIGKILL: the tests crash Redis processes, and teardown need not wait for a clean exit."""
         if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=TIMEOUT)
+            self.popen.kill()
+            self.popen.wait(timeout=TIMEOUT)
         self.popen = None
 
 
@@ -148,14 +133,11 @@ class Cluster:
 
     @classmethod
     def create(cls, down_after_ms: int = ha.DOWN_AFTER_MS) -> "Cluster":
-        for name in PACKAGES:
-            binary(name)
+        for program in PROGRAMS:
+            binary(program)
         users = (*redis.login_users(redis.RedisSettings(memory_mb=256, consumers=CONSUMERS)),
                  *ha.data_node_login_users(), *ha.sentinel_login_users())
-        ports: set[int] = set()
-        while len(ports) < 7:  # free_port can hand out a port twice once it is released
-            ports.add(free_port())
-        *servers, haproxy_port = sorted(ports)
+        *servers, haproxy_port = free_ports(7)
         return cls(
             root=Path(tempfile.mkdtemp(prefix="ceres-redis-ha-")),
             passwords={user: os.urandom(16).hex() for user in dict.fromkeys(users)},
@@ -231,11 +213,13 @@ class Cluster:
         wait_for(lambda: self.node_info(index) is not None, f"redis{index} to answer", self)
 
     def kill(self, name: str) -> None:
-        self.processes[name].kill(signal.SIGKILL)
+        self.processes[name].kill()
 
     def stop(self) -> None:
+        """Kills every process and removes the temp dir."""
         for process in self.processes.values():
-            process.kill(signal.SIGKILL)
+            process.kill()
+        self.remove()
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

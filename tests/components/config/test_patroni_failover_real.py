@@ -23,25 +23,18 @@ from tests.components.ha_cluster import (
     Connection,
     HaCluster,
     PgError,
-    Missing,
     crash_leader_under_load,
     switchover_under_load,
 )
+from tests.components.real_processes import started
 
 SWITCHOVER_TARGET = 2.0
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[HaCluster]:
-    try:
-        cluster = HaCluster(synchronous_mode=True)
-    except Missing as missing:
-        pytest.fail(str(missing))
-    try:
-        cluster.start()
+    with started(lambda: HaCluster(synchronous_mode=True)) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_consumer_writes_through_haproxy_land_on_the_leader_and_reach_every_replica(cluster: HaCluster) -> None:

@@ -27,28 +27,20 @@ from components.config.redis_sentinel import MASTER_NAME, SENTINEL_CLIENT_USER
 from tests.components.config.redis_ha_cluster import (
     Cluster,
     FailoverResult,
-    Missing,
     ReplyError,
     kill_primary_under_load,
     login,
     wait_for,
 )
+from tests.components.real_processes import started
 
 FAILOVER_BUDGET_S = 4.0
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    try:
-        cluster = Cluster.create()
-    except Missing as missing:
-        pytest.fail(str(missing))
-    try:
-        cluster.start()
+    with started(Cluster.create) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        cluster.remove()
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ from tests.components.config.redis_ha_cluster import (
     minimal_haproxy_cfg,
     wait_for,
 )
+from tests.components.real_processes import started
 
 PRIMARY, OTHER = Node("10.0.0.1", 6379), Node("10.0.0.2", 6379)
 PASSWORDS = {user: f"pw-{user}-{os.urandom(4).hex()}" for user in (*ha.sentinel_login_users(), *ha.data_node_login_users())}
@@ -49,16 +50,8 @@ PASSWORDS = {user: f"pw-{user}-{os.urandom(4).hex()}" for user in (*ha.sentinel_
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    try:
-        cluster = Cluster.create()
-    except Missing as missing:
-        pytest.fail(str(missing))
-    try:
-        cluster.start()
+    with started(Cluster.create) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        cluster.remove()
 
 
 # --- Sentinel, running -----------------------------------------------------------------------

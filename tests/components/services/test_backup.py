@@ -101,3 +101,31 @@ def test_switching_the_volume_edge_off_keeps_the_database_dumps(offline):
 def test_the_kept_services_are_real_services():
     from stacks.spec import SERVICE_NAMES
     assert set(KEPT_SERVICES) <= set(SERVICE_NAMES)
+
+
+def test_without_databases_to_dump_no_password_file_is_expected(offline):
+    run = offline("dev", integrations={"backup-postgres": False})
+    uploads = {u["file"]: u["content"] for u in container(run).inputs["uploads"]}
+    assert "/run/ceres/pgpass" not in uploads
+    entry = uploads["/usr/local/bin/ceres-backup-entry"]
+    # The entry must not copy a file that is not there: under `set -eu` the container would crash-loop.
+    assert "pgpass" not in entry and subprocess.run(["sh", "-n"], input=entry, text=True).returncode == 0
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_restore_keeps_only_the_data_tier_and_the_backup_running(offline, stack):
+    run = offline(stack)
+    kept = set()
+    for c in of_type(run, "Container"):
+        labels = {label["label"]: label["value"] for label in c.inputs.get("labels", [])}
+        if labels.get("io.ceres.restore") == "keep-running":
+            kept.add(c.name)
+    if stack == "dev":
+        assert kept == {"postgres", "redis", "backup"}
+    else:
+        members = {f"{kind}-{host}" for kind in ("etcd", "patroni") for host in ("node1", "node2", "node3")}
+        members |= {f"redis-{host}-{part}" for host in ("node1", "node2", "node3") for part in ("data", "sentinel")}
+        members |= {f"{kind}-{host}" for kind in ("haproxy", "keepalived") for host in ("node1", "node2")}
+        assert kept == members | {"backup"}
+    labels = {label["label"]: label["value"] for label in container(run).inputs["labels"]}
+    assert labels["io.ceres.postgres-image"] == "postgres:17.6-bookworm"

@@ -103,12 +103,14 @@ def test_images_are_the_pinned_etcd_and_patroni_built_on_each_host_from_the_pinn
 
 
 def test_healthchecks_are_what_the_images_can_run(run):
-    for host in HOSTS:
+    for host, address in HOSTS.items():
         etcd = by_name(run, f"etcd-{host}", "Container")
-        # distroless: no shell, but etcdctl ships beside etcd
+        # distroless: no shell, but etcdctl ships beside etcd (which also listens on loopback for it)
         assert etcd.inputs["healthcheck"]["tests"] == ["CMD", "/usr/local/bin/etcdctl", "endpoint", "health"]
+        assert "http://127.0.0.1:2379" in next(a for a in etcd.inputs["command"] if a.startswith("--listen-client-urls="))
         member = by_name(run, f"patroni-{host}", "Container")
-        assert member.inputs["healthcheck"]["tests"] == ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8008/health"]
+        # The REST API listens only on the member's own address.
+        assert member.inputs["healthcheck"]["tests"] == ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", f"http://{address}:8008/health"]
         assert "/ceres-probe" in [v["containerPath"] for v in member.inputs["volumes"]]
 
 
@@ -291,3 +293,13 @@ def test_the_retire_step_pipes_its_sql_to_the_leader(built, stub):
     result = run_shell(delete, stub)
     assert result.returncode == 0, result.stderr
     assert Path(stub["STATE"], "stdin-ceres-prod-patroni-node3").read_text() == pg_config.retire_sql("gitea")
+
+
+def test_members_listen_on_their_own_address_and_loopback_never_every_interface(run):
+    for host, address in HOSTS.items():
+        config = yaml.safe_load(uploads(by_name(run, f"patroni-{host}", "Container"))["/etc/patroni/patroni.yml"])
+        assert config["restapi"]["listen"] == f"{address}:8008"
+        assert config["postgresql"]["listen"] == f"{address},127.0.0.1:5432"
+        etcd = by_name(run, f"etcd-{host}", "Container").inputs["command"]
+        assert f"--listen-peer-urls=http://{address}:2380" in etcd
+        assert not [arg for arg in etcd if "0.0.0.0" in arg]
