@@ -115,7 +115,7 @@ def test_every_resource_on_a_host_uses_that_hosts_provider(offline):
             # A member of the HA tier is named after its host; everything else runs on the apps host.
             named_host = next((h for h in ("node2", "node3") if h in resource.name), "node1")
             if resource.type == "docker:index/container:Container":
-                assert host == named_host or named_host == "node1" and host == "node1", resource.name
+                assert host == named_host, resource.name
             placed.setdefault(host, set()).add(resource.name)
     # The HA members are spread: each HA host runs an etcd, a Patroni and a Redis with its Sentinel.
     for host in ("node1", "node2", "node3"):
