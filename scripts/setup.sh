@@ -26,6 +26,7 @@ TEST_PROGRAMS=(
   "restic:restic"
   "busybox:busybox"
   "setpriv:util-linux"
+  "pgbackrest:pgbackrest"  # point-in-time recovery, run for real
   # The HA tier, run for real from its rendered configs (failover tests and validators).
   "patroni:patroni"
   "etcd:etcd-server"

@@ -43,17 +43,10 @@ from components.config.patroni import (
 )
 from components.config.postgres import provision_sql
 from tests.components.config.stubs import stop_process
-from tests.components.real_processes import Missing, binary, free_ports
+from tests.components.real_processes import Missing, binary, free_ports, postgres_bindir
 
 CONSUMER = "gitea"
 STARTUP_SECONDS = 90
-
-
-def postgres_bindir() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(re.findall(r"/(\d+)/bin", p)[0]))
-    if not found:
-        raise Missing("PostgreSQL server not found under /usr/lib/postgresql/*/bin: apt-get install -y postgresql")
-    return os.path.dirname(found[-1])
 
 
 # --- orphans -------------------------------------------------------------------------------------
@@ -223,7 +216,7 @@ class HaCluster:
     def __init__(self, *, synchronous_mode: bool = True, members: int = 3):
         for program in ("etcd", "patroni", "haproxy", "setpriv", "psql"):
             binary(program)
-        self.bindir = postgres_bindir()
+        self.bindir = str(postgres_bindir(("postgres", "initdb", "pg_ctl", "psql")))
         # Short and outside pytest's root-only tmp dirs: postgres must enter it, sockets need short paths.
         self.root = Path(tempfile.mkdtemp(prefix="ceres-ha-"))
         shutil.chown(self.root, "postgres", "postgres")

@@ -8,10 +8,14 @@ These tests run the real programs: a missing one fails the test, naming its pack
 
 from __future__ import annotations
 
+import glob
+import os
+import re
 import shutil
 import socket
+from pathlib import Path
 from contextlib import contextmanager
-from typing import Callable, Iterator, Protocol, TypeVar
+from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
 import pytest
 
@@ -30,6 +34,17 @@ def binary(name: str) -> str:
         raise Missing(f"`{name}` not found: run `apt-get install -y {PACKAGES.get(name, name)}` (Debian). "
                       "These tests run the real program and do not skip.")
     return path
+
+
+def postgres_bindir(programs: Iterable[str] = ("initdb", "postgres", "pg_ctl", "psql")) -> Path:
+    """The newest /usr/lib/postgresql/<major>/bin (Debian keeps the server off PATH) with every one of
+    `programs`."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(re.findall(r"/(\d+)/bin", d)[0]), reverse=True)
+    for bindir in candidates:
+        if all(os.access(os.path.join(bindir, program), os.X_OK) for program in programs):
+            return Path(bindir)
+    raise Missing(f"PostgreSQL ({', '.join(programs)}) not found under /usr/lib/postgresql/*/bin: "
+                  "run `apt-get install -y postgresql` (Debian). These tests run the real program and do not skip.")
 
 
 def free_ports(count: int) -> list[int]:

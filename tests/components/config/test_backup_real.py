@@ -17,7 +17,6 @@ sockets in temp dirs, stopped in teardown.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
@@ -50,6 +49,7 @@ from components.config.backup import (
 from components.config.alert_rules import BACKUP_SUCCESS_METRIC
 from stacks.tiers import BASE
 from tests.components.config.stubs import stop_process
+from tests.components.real_processes import Missing, postgres_bindir
 from tests.support import free_port
 
 TIMEOUT = 120  # seconds, for any one script or server step
@@ -65,14 +65,6 @@ INSTALL = "apt-get install -y restic postgresql busybox"
 # --- tools ---------------------------------------------------------------------------------------
 
 
-def _pg_bindir() -> Path:
-    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(re.findall(r"\d+", d)[0]))
-    for bindir in reversed(dirs):
-        if all(os.access(f"{bindir}/{b}", os.X_OK) for b in ("initdb", "postgres", "pg_dump", "pg_restore")):
-            return Path(bindir)
-    pytest.fail(f"PostgreSQL server and client not found under /usr/lib/postgresql/*/bin: {INSTALL}")
-
-
 @pytest.fixture(scope="module")
 def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for program, package in (("restic", "restic"), ("busybox", "busybox"), ("setpriv", "util-linux")):
@@ -82,7 +74,10 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     bindir = tmp_path_factory.mktemp("busybox-bin")
     for applet in APPLETS:
         (bindir / applet).symlink_to(busybox)
-    pg = _pg_bindir()
+    try:
+        pg = postgres_bindir(("initdb", "postgres", "pg_dump", "pg_restore"))
+    except Missing as missing:
+        pytest.fail(str(missing))
     return {"PATH": f"{bindir}:{pg}:/usr/bin:/bin", "pg": str(pg), "busybox": busybox}
 
 

@@ -34,7 +34,8 @@ from components.config.patroni import (
     etcd_args,
     patroni_yml,
 )
-from tests.components.ha_cluster import Missing, postgres_bindir
+from tests.components.ha_cluster import Missing
+from tests.components.real_processes import postgres_bindir
 from tests.support import free_port
 
 TIMEOUT = 30
@@ -76,7 +77,7 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdMember]:
 
 def validation_settings(etcd_member: EtcdMember, member: PatroniMember = MEMBERS[0], **overrides) -> PatroniSettings:
     try:
-        bin_dir = postgres_bindir()
+        bin_dir = str(postgres_bindir(("postgres", "initdb", "pg_ctl", "psql")))
     except Missing as missing:
         pytest.fail(str(missing))
     defaults = dict(scope="ceres", member=member, etcd=(etcd_member.client_address,), memory_mb=1024,

@@ -41,7 +41,11 @@ def test_consumer_writes_through_haproxy_land_on_the_leader_and_reach_every_repl
     cluster.through_haproxy("INSERT INTO load (id) VALUES (-1)")
     leader = cluster.wait_for_leader()
     assert cluster.leader_sql(leader, "SELECT pg_is_in_recovery()") == ["f"]
-    # Synchronous mode: one replica confirms each commit before the app hears "ok".
+    # Synchronous mode: one replica confirms each commit before the app hears "ok". Patroni names
+    # the standby a loop after the replicas stream, so a freshly started cluster may not have it yet.
+    deadline = time.monotonic() + 15
+    while cluster.leader_sql(leader, "SHOW synchronous_standby_names") == [""] and time.monotonic() < deadline:
+        time.sleep(0.3)
     assert cluster.leader_sql(leader, "SHOW synchronous_standby_names") != [""]
     assert cluster.sync_standby() != leader.name
     # The replica port reaches a standby, and the row gets there (replay is asynchronous: commits

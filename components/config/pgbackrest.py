@@ -1,0 +1,157 @@
+"""pgBackRest for the prod PostgreSQL cluster: WAL archiving and physical backups, so the cluster
+can be brought back to any moment since the oldest kept full backup (point-in-time recovery).
+The logical dumps of `components/config/backup.py` stay: they restore one database anywhere; these
+restore the whole cluster to a moment.
+
+Pure functions of typed inputs: `pgbackrest_conf` (the file every member mounts), the server
+parameters that archive every WAL segment, Patroni's `restore_command`, and the argv of each
+operation (stanza-create, check, full/diff backup, point-in-time restore).
+`tests/components/config/test_pgbackrest_real.py` runs them with Debian's pgbackrest and PostgreSQL.
+
+The repository is encrypted when `encrypted` is set; its passphrase reaches pgBackRest only through
+the environment (`CIPHER_PASS_ENV`), never this text. Every process that touches the repository
+needs it, including the PostgreSQL server itself, which runs `archive_command` with its own
+environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from components.config.patroni import POSTGRES_PORT
+
+# pgBackRest reads any option from PGBACKREST_<OPTION> (dashes as underscores).
+CIPHER_PASS_ENV = "PGBACKREST_REPO1_CIPHER_PASS"
+CIPHER_TYPE = "aes-256-cbc"
+COMPRESS_TYPES = ("none", "gz", "bz2", "lz4", "zst")
+
+_STANZA = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+# Paths go unquoted into archive_command and restore_command: PostgreSQL runs them through sh.
+_PATH = re.compile(r"^/[A-Za-z0-9_./-]*$")
+
+BackupType = Literal["full", "diff"]
+
+
+@dataclass(frozen=True)
+class PgBackRestSettings:
+    """One stanza (the cluster) in one posix repository. Defaults match the Patroni image's layout
+    (`PatroniSettings`: the postgres:17 image's data dir and socket)."""
+
+    stanza: str
+    # A posix repository: a directory every member reaches (archive-push runs on whichever is leader).
+    repository: str = "/var/lib/pgbackrest"
+    encrypted: bool = True
+    # Full backups kept; WAL older than the oldest kept full backup is expired with it.
+    retention_full: int = 2
+    # Parallel compression/transfer processes for backup and restore (archive-push stays single).
+    process_max: int = 2
+    compress_type: str = "zst"
+    # A quiet server still closes a WAL segment this often, so at most this much of it is unarchived.
+    archive_timeout_seconds: int = 60
+    data_dir: str = "/var/lib/postgresql/data/pgdata"
+    port: int = POSTGRES_PORT
+    socket_dir: str = "/var/run/postgresql"
+    config_path: str = "/etc/pgbackrest/pgbackrest.conf"
+    lock_path: str = "/tmp/pgbackrest"
+
+    def __post_init__(self) -> None:
+        if not _STANZA.match(self.stanza):
+            raise ValueError(f"stanza {self.stanza!r}: use lowercase letters, digits and '-', starting with a letter")
+        for name in ("repository", "data_dir", "socket_dir", "config_path", "lock_path"):
+            value = getattr(self, name)
+            if not _PATH.match(value):
+                raise ValueError(f"{name}={value!r}: give an absolute path of letters, digits, '_', '.', '-', '/'")
+        if self.compress_type not in COMPRESS_TYPES:
+            raise ValueError(f"compress_type={self.compress_type!r}: use one of {', '.join(COMPRESS_TYPES)}")
+        if self.retention_full < 1 or self.process_max < 1 or self.archive_timeout_seconds < 1:
+            raise ValueError(f"retention_full={self.retention_full}, process_max={self.process_max}, "
+                             f"archive_timeout_seconds={self.archive_timeout_seconds}: each must be at least 1")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port={self.port}: must be 1-65535")
+
+
+def pgbackrest_conf(settings: PgBackRestSettings) -> str:
+    repo = [f"repo1-path={settings.repository}", f"repo1-retention-full={settings.retention_full}"]
+    if settings.encrypted:
+        repo.append(f"repo1-cipher-type={CIPHER_TYPE}")
+    return "\n".join([
+        f"# Rendered by CERES: pgBackRest for stanza {settings.stanza}. The repository passphrase comes from "
+        f"{CIPHER_PASS_ENV}.",
+        "[global]",
+        *repo,
+        f"process-max={settings.process_max}",
+        f"compress-type={settings.compress_type}",
+        f"lock-path={settings.lock_path}",
+        # A backup starts with an immediate checkpoint instead of waiting up to checkpoint_timeout.
+        "start-fast=y",
+        # Containers log to stderr (PostgreSQL's log for archive-push); no log files to rotate.
+        "log-level-console=info",
+        "log-level-stderr=warn",
+        "log-level-file=off",
+        "",
+        f"[{settings.stanza}]",
+        f"pg1-path={settings.data_dir}",
+        f"pg1-port={settings.port}",
+        f"pg1-socket-path={settings.socket_dir}",
+        "",
+    ])
+
+
+def _pgbackrest(settings: PgBackRestSettings) -> list[str]:
+    return ["pgbackrest", f"--config={settings.config_path}", f"--stanza={settings.stanza}"]
+
+
+def archive_command(settings: PgBackRestSettings) -> str:
+    return " ".join([*_pgbackrest(settings), "archive-push", "%p"])
+
+
+def archive_parameters(settings: PgBackRestSettings) -> dict[str, str]:
+    """For Patroni's `bootstrap.dcs.postgresql.parameters` (and any PostgreSQL): every completed WAL
+    segment goes to the repository. archive_mode needs a restart; archive_command a reload."""
+    return {
+        "archive_mode": "on",
+        "archive_command": archive_command(settings),
+        "archive_timeout": f"{settings.archive_timeout_seconds}s",
+    }
+
+
+def restore_command(settings: PgBackRestSettings) -> str:
+    """For Patroni's `postgresql.recovery_conf.restore_command`: a replica (or a restored member)
+    fetches from the repository the WAL its primary no longer keeps."""
+    return " ".join([*_pgbackrest(settings), "archive-get", "%f", '"%p"'])
+
+
+def stanza_create(settings: PgBackRestSettings) -> list[str]:
+    """Once, on the primary, before the first backup; repeating it on an existing stanza is a no-op."""
+    return [*_pgbackrest(settings), "stanza-create"]
+
+
+def check(settings: PgBackRestSettings) -> list[str]:
+    """Proves archiving works end to end: switches WAL and waits for that segment in the repository."""
+    return [*_pgbackrest(settings), "check"]
+
+
+def info(settings: PgBackRestSettings) -> list[str]:
+    """The stanza's backups and archived WAL range, as JSON (for people and for checks)."""
+    return [*_pgbackrest(settings), "--output=json", "info"]
+
+
+def backup(settings: PgBackRestSettings, kind: BackupType) -> list[str]:
+    """A full backup, or a differential one (the changes since the last full). Run on the primary."""
+    if kind not in ("full", "diff"):
+        raise ValueError(f"backup kind {kind!r}: use 'full' or 'diff'")
+    return [*_pgbackrest(settings), f"--type={kind}", "backup"]
+
+
+def point_in_time_restore(settings: PgBackRestSettings, target: datetime) -> list[str]:
+    """Into a stopped server's empty (or `--delta`-able) data dir: the newest backup before
+    `target`, then WAL replayed up to `target`, then promoted to a primary. Commits at exactly
+    `target` are kept (PostgreSQL's recovery_target_inclusive)."""
+    if target.tzinfo is None:
+        raise ValueError(f"target {target.isoformat()}: give a timezone (a naive time is read in the server's zone)")
+    moment = target.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
+    return [*_pgbackrest(settings), "--delta", "--type=time", f"--target={moment}",
+            "--target-action=promote", "restore"]
