@@ -24,7 +24,8 @@ from tests.components.config.test_alert_rules import unit_tests
 from tests.components.config.test_alertmanager_amtool import amtool
 from tests.components.config.test_caddy import caddy_binary, caddy_env
 from tests.components.config.test_ha_configs import binary
-from tests.components.config.test_postgres_real import as_postgres, find_bindir
+from tests.components.config.test_postgres_real import find_bindir
+from tests.components.real_processes import as_postgres
 from tests.components.config.test_prometheus_promtool import promtool
 
 TIMEOUT = 60

@@ -43,7 +43,7 @@ from components.config.patroni import (
 )
 from components.config.postgres import provision_sql
 from tests.components.config.stubs import stop_process
-from tests.components.real_processes import Missing, binary, free_ports, postgres_bindir
+from tests.components.real_processes import Missing, as_postgres, binary, free_ports, postgres_bindir
 
 CONSUMER = "gitea"
 STARTUP_SECONDS = 90
@@ -186,11 +186,6 @@ class WriteLoad:
 
 
 # --- the cluster -------------------------------------------------------------------------------
-
-
-def as_postgres(argv: list[str]) -> list[str]:
-    # setpriv execs in place: the Popen is the program itself, so signals reach it directly.
-    return [binary("setpriv"), "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 @dataclass

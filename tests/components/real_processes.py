@@ -47,6 +47,13 @@ def postgres_bindir(programs: Iterable[str] = ("initdb", "postgres", "pg_ctl", "
                   "run `apt-get install -y postgresql` (Debian). These tests run the real program and do not skip.")
 
 
+def as_postgres(argv: list[str]) -> list[str]:
+    """Run as the `postgres` OS user: the server refuses root, and `peer` auth maps OS user to role.
+    setpriv execs in place (unlike runuser/su, which fork under PAM), so a Popen of this is the
+    program itself: signals reach it and stopping it in teardown really stops it."""
+    return [binary("setpriv"), "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+
 def free_ports(count: int) -> list[int]:
     """`count` distinct 127.0.0.1 ports free right now: all held at once, so none is handed out twice."""
     sockets = [socket.socket() for _ in range(count)]

@@ -49,7 +49,7 @@ from components.config.backup import (
 from components.config.alert_rules import BACKUP_SUCCESS_METRIC
 from stacks.tiers import BASE
 from tests.components.config.stubs import stop_process
-from tests.components.real_processes import Missing, postgres_bindir
+from tests.components.real_processes import Missing, as_postgres, postgres_bindir
 from tests.support import free_port
 
 TIMEOUT = 120  # seconds, for any one script or server step
@@ -82,11 +82,6 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 # --- PostgreSQL clusters -------------------------------------------------------------------------
-
-
-def as_postgres(argv: list[str]) -> list[str]:
-    # setpriv execs in place, so the Popen is the server itself and stopping it stops the server.
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 @dataclass

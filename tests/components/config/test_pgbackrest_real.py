@@ -44,18 +44,13 @@ from components.config.pgbackrest import (
     stanza_create,
 )
 from tests.components.config.stubs import stop_process, with_overrides
-from tests.components.real_processes import Missing, postgres_bindir
+from tests.components.real_processes import Missing, as_postgres, postgres_bindir
 from tests.support import free_port
 
 TIMEOUT = 120  # seconds, for any one command or server start
 INSTALL = "apt-get install -y pgbackrest postgresql"
 STANZA = "ceres-pg"
 CIPHER_PASS = "repo pass'with $odd chars"
-
-
-def as_postgres(argv: list[str]) -> list[str]:
-    # setpriv execs in place, so the Popen is the server itself and stopping it stops the server.
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 @dataclass

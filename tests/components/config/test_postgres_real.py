@@ -35,6 +35,7 @@ from components.config.postgres import (
     provision_sql,
     retire_sql,
 )
+from tests.components.real_processes import as_postgres
 from tests.support import free_port
 
 TIMEOUT = 30  # seconds, for every subprocess call and for startup
@@ -70,15 +71,6 @@ def find_bindir() -> Path:
 
 
 # --- the cluster -----------------------------------------------------------------------------
-
-
-def as_postgres(argv: list[str]) -> list[str]:
-    """Run as the `postgres` OS user: the server refuses root, and `peer` auth maps OS user to role.
-
-    setpriv execs in place (unlike runuser/su, which fork under PAM), so a Popen of this is the
-    server process itself and terminating it in teardown really stops the server.
-    """
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 @dataclass
