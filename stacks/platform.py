@@ -327,7 +327,9 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
                              prometheus=backend(prometheus, "datasource-prometheus"), loki=backend(loki, "datasource-loki"),
                              tempo=backend(tempo, "datasource-tempo"), otlp_endpoint=otlp_endpoint))
     if otlp_endpoint:
-        collector.receive_from([app for app in platform.services.values() if getattr(app, "traced", False)])
+        # The apps told of the collector above: Keycloak and Grafana (Gitea 1.24 speaks no OTLP).
+        senders = [platform.services.get(name) for name in ("keycloak", "grafana")]
+        collector.receive_from([app for app in senders if app is not None and app.traced])
     if on("uptime_kuma"):
         # Every routed site, by the URL a user opens; the monitors reach them through Caddy.
         endpoints = {catalog.display_name(app): spec.public_url(app) for app in (*catalog.PUBLIC_APPS, *catalog.GATED_UIS)

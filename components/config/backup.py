@@ -359,32 +359,40 @@ echo "  roles of {server.host}:{server.port}: $(grep -c '^CREATE ROLE' "$WORK/gl
 """
 
 
-def _restore_database(db: Database) -> str:
-    conn = _conn(db.server)
-    name = db.name
-    return f"""\
+# Shell functions of restore-full.sh, defined once and called per database and per volume.
+_RESTORE_FUNCTIONS = """\
 # --create with --clean: the database is dropped and made again as it was (owner, settings, ACL),
 # so nothing written after the run survives. Owners are kept: the roles exist from the globals.
-psql -X -q {conn} -d postgres -v ON_ERROR_STOP=1 \\
-\t-c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()" >/dev/null
-pg_restore {conn} -d postgres --create --clean --if-exists --exit-on-error "$WORK/stage/databases/{name}.dump" \\
-\t|| fail "restoring database {name} (it may be incomplete now: fix the cause and run this again)"
-tables=$(psql -X -At {conn} -d {name} -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
-echo "  database {name}: $tables tables"
+# Arguments: host port user database.
+restore_database() {
+\tpsql -X -q -h "$1" -p "$2" -U "$3" -d postgres -v ON_ERROR_STOP=1 \\
+\t\t-c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$4' AND pid <> pg_backend_pid()" >/dev/null
+\tpg_restore -h "$1" -p "$2" -U "$3" -d postgres --create --clean --if-exists --exit-on-error "$WORK/stage/databases/$4.dump" \\
+\t\t|| fail "restoring database $4 (it may be incomplete now: fix the cause and run this again)"
+\ttables=$(psql -X -At -h "$1" -p "$2" -U "$3" -d "$4" -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
+\techo "  database $4: $tables tables"
+}
+
+# The volume emptied, then the run's copy with its root's owner and mode. Argument: volume.
+restore_volume() {
+\ttarget="$ROOT/volumes/$1"
+\tsource="$WORK/stage/volumes/$1"
+\tmkdir -p "$target"
+\tfind "$target" -mindepth 1 -maxdepth 1 -exec rm -rf {} \\;
+\tcp -a "$source/." "$target/"
+\tchown "$(stat -c %u:%g "$source")" "$target"
+\tchmod "$(stat -c %a "$source")" "$target"
+\techo "  volume $1: $(find "$target" -type f | wc -l) files"
+}
 """
+
+
+def _restore_database(db: Database) -> str:
+    return f"restore_database {_q(db.server.host)} {db.server.port} {_q(db.server.user)} {_q(db.name)}\n"
 
 
 def _restore_volume(volume: str) -> str:
-    return f"""\
-target="$ROOT/volumes/{volume}"
-source="$WORK/stage/volumes/{volume}"
-mkdir -p "$target"
-find "$target" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} \\;
-cp -a "$source/." "$target/"
-chown "$(stat -c %u:%g "$source")" "$target"
-chmod "$(stat -c %a "$source")" "$target"
-echo "  volume {volume}: $(find "$target" -type f | wc -l) files"
-"""
+    return f"restore_volume {_q(volume)}\n"
 
 
 def restore_full_script(settings: BackupSettings) -> str:
@@ -399,7 +407,7 @@ for dump in {dumps}; do
 \tpg_restore --list "$dump" >/dev/null 2>&1 || refuse "$(basename "$dump") in run $RUN_ID is not a readable dump" "restore an older run"
 done
 """ if settings.databases else ""
-    return _prelude(settings, "restore-full") + _run_lookup() + f"""
+    return _prelude(settings, "restore-full") + _run_lookup() + _RESTORE_FUNCTIONS + f"""
 [ $# -le 1 ] || refuse "too many arguments" "usage: restore-full.sh [latest|<run id>]"
 if open_repository; then :; else
 \trefuse "no restic repository at $RESTIC_REPOSITORY" "set RESTIC_REPOSITORY to where the backups are (and mount it)"
