@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from components.config.postgres import PostgresSettings, pg_hba_conf, postgresql_conf
+from components.config.pgbackrest import PgBackRestSettings, archive_parameters, restore_command
+from components.config.postgres import POSTGRES_PORT, PostgresSettings, pg_hba_conf, postgresql_conf
 
 SUPERUSER = "postgres"
 REPLICATION_USER = "replicator"
@@ -30,7 +31,6 @@ SECRET_ENVIRONMENT = (
     "PATRONI_RESTAPI_USERNAME",
     "PATRONI_RESTAPI_PASSWORD",
 )
-POSTGRES_PORT = 5432
 RESTAPI_PORT = 8008
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -123,11 +123,19 @@ class PatroniSettings:
     socket_dir: str = "/var/run/postgresql"
     # Patroni writes replication/rewind credentials here for pg_basebackup and pg_rewind.
     pgpass: str = "/var/lib/postgresql/pgpass"
+    # WAL archiving for point-in-time recovery; None: no archive (streaming replication only).
+    pgbackrest: PgBackRestSettings | None = None
 
     def __post_init__(self) -> None:
         _checked_name("scope", self.scope)
         if not self.etcd:
             raise ValueError("patroni needs at least one etcd endpoint")
+        archive = self.pgbackrest
+        if archive is not None and (archive.data_dir, archive.socket_dir, archive.port) != (
+                self.data_dir, self.socket_dir, self.member.postgres.port):
+            raise ValueError(
+                f"pgbackrest (data_dir {archive.data_dir}, socket_dir {archive.socket_dir}, port {archive.port}) must name"
+                f" this member's server (data_dir {self.data_dir}, socket_dir {self.socket_dir}, port {self.member.postgres.port})")
         # Validates consumers and memory the same way the single PostgreSQL does.
         self.postgres_settings()
 
@@ -164,8 +172,18 @@ def pg_hba(settings: PatroniSettings) -> list[str]:
     return [single[0], *cluster, *single[1:]]
 
 
+def _archiving(settings: PatroniSettings) -> dict:
+    """Local settings, not `bootstrap.dcs`: they take effect on a cluster bootstrapped before
+    archiving was switched on, and local parameters override the DCS ones."""
+    if settings.pgbackrest is None:
+        return {"parameters": {}, "recovery": {}}
+    return {"parameters": archive_parameters(settings.pgbackrest),
+            "recovery": {"recovery_conf": {"restore_command": restore_command(settings.pgbackrest)}}}
+
+
 def patroni_config(settings: PatroniSettings) -> dict:
     member, timings = settings.member, settings.timings
+    archiving = _archiving(settings)
     return {
         "scope": settings.scope,
         "name": member.name,
@@ -213,7 +231,9 @@ def patroni_config(settings: PatroniSettings) -> dict:
             # Patroni talks to its own server over the socket, as `postgres` by peer: the superuser
             # has no network rule at all.
             "use_unix_socket": True,
-            "parameters": {"unix_socket_directories": settings.socket_dir},
+            "parameters": {"unix_socket_directories": settings.socket_dir, **archiving["parameters"]},
+            # A replica too far behind for the leader's kept WAL fetches the rest from the archive.
+            **archiving["recovery"],
             "pg_hba": pg_hba(settings),
             "authentication": {
                 "superuser": {"username": SUPERUSER},

@@ -8,10 +8,11 @@ parameters that archive every WAL segment, Patroni's `restore_command`, and the 
 operation (stanza-create, check, full/diff backup, point-in-time restore).
 `tests/components/config/test_pgbackrest_real.py` runs them with Debian's pgbackrest and PostgreSQL.
 
-The repository is encrypted when `encrypted` is set; its passphrase reaches pgBackRest only through
-the environment (`CIPHER_PASS_ENV`), never this text. Every process that touches the repository
-needs it, including the PostgreSQL server itself, which runs `archive_command` with its own
-environment.
+The repository is a directory (tests, a single machine) or an S3-compatible bucket (prod: every
+member reaches it, whichever leads). It is encrypted when `encrypted` is set. Its passphrase and
+the S3 keys reach pgBackRest only through the environment (`CIPHER_PASS_ENV`, `S3_KEY_ENV`,
+`S3_KEY_SECRET_ENV`), never this text. Every process that touches the repository needs them,
+including the PostgreSQL server itself, which runs `archive_command` with its own environment.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
-from components.config.patroni import POSTGRES_PORT
+from components.config.postgres import POSTGRES_PORT
 
 # pgBackRest reads any option from PGBACKREST_<OPTION> (dashes as underscores).
 CIPHER_PASS_ENV = "PGBACKREST_REPO1_CIPHER_PASS"
+S3_KEY_ENV = "PGBACKREST_REPO1_S3_KEY"
+S3_KEY_SECRET_ENV = "PGBACKREST_REPO1_S3_KEY_SECRET"
 CIPHER_TYPE = "aes-256-cbc"
 COMPRESS_TYPES = ("none", "gz", "bz2", "lz4", "zst")
 
@@ -32,17 +35,51 @@ _STANZA = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 # Paths go unquoted into archive_command and restore_command: PostgreSQL runs them through sh.
 _PATH = re.compile(r"^/[A-Za-z0-9_./-]*$")
 
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
 BackupType = Literal["full", "diff"]
 
 
 @dataclass(frozen=True)
+class S3Repository:
+    """An S3-compatible bucket (AWS, MinIO, Ceph RGW, ...), always over TLS (pgBackRest has no
+    plain-HTTP S3)."""
+
+    endpoint: str
+    bucket: str
+    region: str
+    # The repository's prefix inside the bucket: several stacks can share one bucket.
+    path: str = "/pgbackrest"
+    # "host": bucket.endpoint (AWS); "path": endpoint/bucket (most self-hosted stores).
+    uri_style: Literal["host", "path"] = "host"
+    port: int = 443
+    # Off only for a store with a private CA the image does not trust (tests use a self-signed one).
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        if not _HOST.match(self.endpoint):
+            raise ValueError(f"endpoint={self.endpoint!r}: give a host name without scheme or path, e.g. s3.eu-central-1.amazonaws.com")
+        if not _BUCKET.match(self.bucket):
+            raise ValueError(f"bucket={self.bucket!r}: 3-63 lowercase letters, digits, '.', '-'")
+        if not self.region or not _HOST.match(self.region):
+            raise ValueError(f"region={self.region!r}: give the store's region, e.g. eu-central-1 (us-east-1 for most self-hosted stores)")
+        if not _PATH.match(self.path):
+            raise ValueError(f"path={self.path!r}: give an absolute prefix of letters, digits, '_', '.', '-', '/'")
+        if self.uri_style not in ("host", "path"):
+            raise ValueError(f"uri_style={self.uri_style!r}: use 'host' or 'path'")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port={self.port}: must be 1-65535")
+
+
+@dataclass(frozen=True)
 class PgBackRestSettings:
-    """One stanza (the cluster) in one posix repository. Defaults match the Patroni image's layout
+    """One stanza (the cluster) in one repository. Defaults match the Patroni image's layout
     (`PatroniSettings`: the postgres:17 image's data dir and socket)."""
 
     stanza: str
-    # A posix repository: a directory every member reaches (archive-push runs on whichever is leader).
-    repository: str = "/var/lib/pgbackrest"
+    # A directory or a bucket every member reaches: archive-push runs on whichever member leads.
+    repository: str | S3Repository = "/var/lib/pgbackrest"
     encrypted: bool = True
     # Full backups kept; WAL older than the oldest kept full backup is expired with it.
     retention_full: int = 2
@@ -60,7 +97,8 @@ class PgBackRestSettings:
     def __post_init__(self) -> None:
         if not _STANZA.match(self.stanza):
             raise ValueError(f"stanza {self.stanza!r}: use lowercase letters, digits and '-', starting with a letter")
-        for name in ("repository", "data_dir", "socket_dir", "config_path", "lock_path"):
+        paths = ("data_dir", "socket_dir", "config_path", "lock_path")
+        for name in (*paths, "repository") if isinstance(self.repository, str) else paths:
             value = getattr(self, name)
             if not _PATH.match(value):
                 raise ValueError(f"{name}={value!r}: give an absolute path of letters, digits, '_', '.', '-', '/'")
@@ -73,13 +111,30 @@ class PgBackRestSettings:
             raise ValueError(f"port={self.port}: must be 1-65535")
 
 
+def _repository_lines(repository: str | S3Repository) -> list[str]:
+    if isinstance(repository, str):
+        return [f"repo1-path={repository}"]
+    lines = [
+        "repo1-type=s3",
+        f"repo1-path={repository.path}",
+        f"repo1-s3-endpoint={repository.endpoint}",
+        f"repo1-s3-bucket={repository.bucket}",
+        f"repo1-s3-region={repository.region}",
+        f"repo1-s3-uri-style={repository.uri_style}",
+        f"repo1-storage-port={repository.port}",
+    ]
+    if not repository.verify_tls:
+        lines.append("repo1-storage-verify-tls=n")
+    return lines
+
+
 def pgbackrest_conf(settings: PgBackRestSettings) -> str:
-    repo = [f"repo1-path={settings.repository}", f"repo1-retention-full={settings.retention_full}"]
+    repo = [*_repository_lines(settings.repository), f"repo1-retention-full={settings.retention_full}"]
     if settings.encrypted:
         repo.append(f"repo1-cipher-type={CIPHER_TYPE}")
     return "\n".join([
         f"# Rendered by CERES: pgBackRest for stanza {settings.stanza}. The repository passphrase comes from "
-        f"{CIPHER_PASS_ENV}.",
+        f"{CIPHER_PASS_ENV}" + ("" if isinstance(settings.repository, str) else f", the S3 keys from {S3_KEY_ENV} and {S3_KEY_SECRET_ENV}") + ".",
         "[global]",
         *repo,
         f"process-max={settings.process_max}",

@@ -10,6 +10,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+POSTGRES_PORT = 5432
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Names that mean something else to PostgreSQL or pg_hba.conf: a consumer called `postgres` would
 # take over the superuser, one called `all` would open every database to every role.
