@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from components.config.haproxy import CheckTimings, HaproxySettings, haproxy_cfg
 from components.config.patroni import (
@@ -41,6 +42,7 @@ from components.config.patroni import (
     etcd_args,
     patroni_yml,
 )
+from components.config.pgbackrest import PgBackRestSettings
 from components.config.postgres import provision_sql
 from tests.components.config.stubs import stop_process
 from tests.components.real_processes import Missing, as_postgres, binary, free_ports, postgres_bindir
@@ -208,7 +210,14 @@ class Member:
 
 
 class HaCluster:
-    def __init__(self, *, synchronous_mode: bool = True, members: int = 3):
+    def __init__(self, *, synchronous_mode: bool = True, members: int = 3,
+                 archive: Callable[[PatroniMember, Path], PgBackRestSettings] | None = None,
+                 launch: Callable[[Member], list[str]] | None = None,
+                 member_env: dict[str, str] | None = None):
+        """`archive`: each member's pgBackRest settings (given the member and its home folder), for
+        WAL archiving; `launch`: the argv that starts a member (run as postgres) instead of Patroni
+        itself (e.g. an entry script that execs it); `member_env`: more environment for members."""
+        self.archive, self.launch, self.member_env = archive, launch, dict(member_env or {})
         for program in ("etcd", "patroni", "haproxy", "setpriv", "psql"):
             binary(program)
         self.bindir = str(postgres_bindir(("postgres", "initdb", "pg_ctl", "psql")))
@@ -251,6 +260,7 @@ class HaCluster:
             memory_mb=256, consumers=(CONSUMER,), synchronous_mode=self.synchronous_mode,
             listen_host="127.0.0.1", data_dir=str(home / "data"), bin_dir=self.bindir,
             socket_dir=str(home), pgpass=str(home / "pgpass"),
+            pgbackrest=self.archive(member, home) if self.archive else None,
         )
         config_path = home / "patroni.yml"
         config_path.write_text(patroni_yml(settings))
@@ -287,8 +297,9 @@ class HaCluster:
 
     def start_member(self, member: Member) -> None:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root / member.name), "LC_ALL": "C.UTF-8",
-               **self.passwords}
-        member.process = self._spawn(as_postgres([binary("patroni"), str(member.config_path)]),
+               **self.passwords, **self.member_env}
+        argv = self.launch(member) if self.launch else [binary("patroni"), str(member.config_path)]
+        member.process = self._spawn(as_postgres(argv),
                                      open(member.log_path, "ab"), env=env)
 
     def _reap_loop(self) -> None:
