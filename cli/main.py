@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli import restore_pitr
 from stacks.load import ConfigError
 
 FORMATS_PLAN = ("text", "json")
@@ -45,11 +46,14 @@ def _parser() -> argparse.ArgumentParser:
         restore = commands.add_parser(name, help=help_text)
         restore.add_argument("--stack", default="dev")
         restore.add_argument("run", nargs="?", default="latest", help="the run id backup.sh printed, or latest (default)")
+    restore_pitr.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "restore-pitr":
+        return restore_pitr.run(args)
     if args.command in RESTORE_SCRIPTS:
         script = SCRIPTS_DIR / RESTORE_SCRIPTS[args.command]
         return subprocess.run(["bash", str(script), "--stack", args.stack, args.run]).returncode
