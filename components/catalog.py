@@ -39,6 +39,7 @@ EXTERNAL_ENDPOINTS: dict[str, str] = {
     "acme_ca": "the public ACME certificate authority",
     "slack": "Slack, an outside SaaS",
     "sms_gateway": "an outside SMS or Telegram gateway",
+    "object_store": "an S3-compatible bucket off the stack's hosts (ceres:backup.object_store)",
 }
 
 # Endpoints that stand for a group of the stack's services.
@@ -53,6 +54,7 @@ HA_ENDPOINTS: dict[str, str] = {
     "patroni": "PostgreSQL members managed by Patroni on etcd",
     "redis_sentinel": "Redis replicas watched by Sentinel",
     "haproxy": "HAProxy pair in front of the data tier",
+    "pgbackrest": "the pgBackRest agent in every Patroni member",
     "keepalived": "Keepalived holding the virtual IP",
 }
 
@@ -281,6 +283,9 @@ EDGES: tuple[Edge, ...] = (
             needs=("ha-postgres",)),
     _scrape("haproxy", "HAProxy's Prometheus exporter on both instances (:8404)", not_applicable=_single_host,
             needs=("ha-proxy-vip",)),
+    _scrape("pgbackrest", "the pgBackRest agent on every Patroni member (:9188): backup times, WAL archiving",
+            ("issue 8: the point-in-time backups' age and the WAL archive's health, for alerts",),
+            not_applicable=_single_host, needs=("backup-pitr",)),
     Edge("alerts-prometheus", "observability", "alert_route", "prometheus", "alertmanager",
          "Prometheus alerting to Alertmanager",
          ("matrix: Prometheus × Alertmanager", "§7 Prometheus: Alertmanager", "§7 Alertmanager: Prometheus")),
@@ -343,6 +348,11 @@ EDGES: tuple[Edge, ...] = (
     Edge("backup-volumes", "infrastructure", "backup", "backup", "docker",
          "every stateful volume into the same restic repository",
          ("success criterion 6: one command restores",)),
+    Edge("backup-pitr", "infrastructure", "backup", "postgres", "object_store",
+         "every WAL segment archived and pgBackRest full/differential backups in the object store,"
+         " taken by whichever member leads: the cluster restores to any moment (ceres restore-pitr)",
+         ("issue 8: point-in-time recovery in prod (pgBackRest with WAL archiving)",),
+         needs=("ha-postgres",), not_applicable=_single_host),
     Edge("ha-postgres", "infrastructure", "ha", "postgres", "patroni",
          "Patroni cluster on etcd across hosts, apps through HAProxy",
          ("§8 PostgreSQL: Patroni HA",), via=("haproxy",), needs=("ha-proxy-vip",), not_applicable=_single_host),

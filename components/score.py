@@ -56,6 +56,8 @@ def why_not_wanted(edge: Edge, spec: StackSpec) -> str | None:
         return "the HA tier is off (ha.enabled=false)"
     if "smtp" in ends and spec.smtp is None:
         return "no mail relay configured (set ceres:smtp)"
+    if "object_store" in ends and spec.backup.object_store is None:
+        return "no object store configured (set ceres:backup.object_store and the secrets backup_s3_access_key, backup_s3_secret_key)"
     return None
 
 

@@ -131,7 +131,7 @@ def dotted(path: tuple[Any, ...]) -> str:
 # What to do about a setting that has no default in the stack's tier.
 MISSING_HINTS: dict[str, str] = {
     "tls.email": "ACME needs the e-mail the CA writes to about the certificates, e.g. ops@example.com",
-    "backup.repository": "give the restic repository: a path on the apps host, or a restic URL such as s3:https://host/bucket or sftp:user@host:/srv/restic",
+    "backup.repository": "give the restic repository: a path on the apps host, or s3:https://<endpoint>/<bucket>/<prefix> (keys: the secret settings backup_s3_access_key and backup_s3_secret_key)",
     "hosts": "list the Docker hosts: [{name, url: ssh://user@host, roles: [apps|ha]}, ...]",
     "domain": "give the base domain the apps are served under, e.g. ceres.example.com",
 }
@@ -214,6 +214,7 @@ def check_spec(spec: StackSpec, raw_config: Mapping[str, Any] = {}, secret_keys:
         *_check_integrations(spec),
         *_check_sso(spec),
         *_check_secrets(spec, raw_config),
+        *_check_backup(spec),
     ]
 
 
@@ -338,8 +339,37 @@ def _check_sso(spec: StackSpec) -> list[Problem]:
     return problems
 
 
+S3_SECRETS = ("backup_s3_access_key", "backup_s3_secret_key")
+
+
 def _check_secrets(spec: StackSpec, raw_config: Mapping[str, Any]) -> list[Problem]:
+    problems = []
     if spec.smtp and spec.smtp.username and f"{NAMESPACE}:smtp_password" not in raw_config:
-        return [Problem("smtp_password", _MISSING, "smtp.username is set, so the relay password is needed: pulumi config set --secret smtp_password ...")]
+        problems.append(Problem("smtp_password", _MISSING, "smtp.username is set, so the relay password is needed: pulumi config set --secret smtp_password ..."))
+    uses_s3 = [why for why, used in (("backup.object_store is set", spec.backup.object_store is not None),
+                                     ("backup.repository is an s3: repository", spec.backup.repository.startswith("s3:")))
+               if used]
+    if uses_s3:
+        for name in S3_SECRETS:
+            if f"{NAMESPACE}:{name}" not in raw_config:
+                problems.append(Problem(name, _MISSING, f"{' and '.join(uses_s3)}, so the bucket's keys are needed: pulumi config set --secret {name} ..."))
+    return problems
+
+
+def _check_backup(spec: StackSpec) -> list[Problem]:
+    """The restic repository and the PostgreSQL archive may share a bucket, never a prefix: each
+    expires what it does not recognise as its own."""
+    store, repository = spec.backup.object_store, spec.backup.repository
+    if store is None or not repository.startswith("s3:"):
+        return []
+    location = urlsplit(repository[len("s3:"):])
+    bucket, _, prefix = location.path.lstrip("/").partition("/")
+    archive = spec.backup.point_in_time.path.strip("/")
+    prefix = prefix.strip("/")
+    if location.hostname == store.endpoint and bucket == store.bucket and (
+            not prefix or prefix == archive or prefix.startswith(f"{archive}/") or archive.startswith(f"{prefix}/")):
+        return [Problem("backup.repository", repository,
+                        f"overlaps the PostgreSQL archive at {store.bucket}/{archive} (backup.point_in_time.path):"
+                        f" give restic its own prefix, e.g. s3:https://{store.endpoint}/{store.bucket}/restic")]
     return []
 

@@ -40,7 +40,8 @@ from components.services.otel_collector import OtelCollector
 from components.services.portainer import Portainer
 from components.services.haproxy import HAProxy
 from components.services.postgres import PostgreSQL
-from components.services.postgres_cluster import PostgresCluster
+from components.object_store import ObjectStoreKeys
+from components.services.postgres_cluster import Archive, PostgresCluster
 from components.services.redis_cluster import RedisCluster
 from components.services.postgres_exporter import PostgresExporter
 from components.services.prometheus import Prometheus
@@ -110,6 +111,8 @@ BUILDABLE_EDGES: frozenset[str] = frozenset({
     "backup-postgres",
     "backup-volumes",
     "scrape-backup",
+    "backup-pitr",
+    "scrape-pgbackrest",
     "logs-shipper",
     "logs-containers",
     "traces-collector",
@@ -160,7 +163,19 @@ class Platform:
             "urls": {name: service.url for name, service in self.services.items() if name in catalog.PUBLIC_APPS},
             # The only key to the backups: `pulumi stack output --show-secrets backup_password`.
             **({"backup_password": pulumi.Output.secret(self.services["backup"].password)} if "backup" in self.services else {}),
+            # The only key to the cluster's point-in-time backups (pgBackRest's repository passphrase).
+            **({"archive_password": pulumi.Output.secret(archive)}
+               if (archive := getattr(self.services.get("postgres"), "archive_password", None)) is not None else {}),
         }
+
+
+def _archive(spec: StackSpec, edges: set[str], store_keys: ObjectStoreKeys | None) -> Archive | None:
+    """Point-in-time recovery for the cluster, when its edge is planned (which needs the object store)."""
+    if "backup-pitr" not in edges or spec.backup.object_store is None:
+        return None
+    if store_keys is None:
+        raise ValueError("backup-pitr: the object store's keys are missing (backup_s3_access_key, backup_s3_secret_key)")
+    return Archive(spec.backup.object_store, spec.backup.point_in_time, store_keys)
 
 
 def _consumers(edges: set[str], kind: str) -> tuple[str, ...]:
@@ -168,13 +183,16 @@ def _consumers(edges: set[str], kind: str) -> tuple[str, ...]:
     return tuple(e.source for e in catalog.EDGES if e.kind == kind and e.id in edges)
 
 
-def build_platform(spec: StackSpec, smtp_password: pulumi.Output[str] | None = None) -> Platform:
+def build_platform(spec: StackSpec, smtp_password: pulumi.Output[str] | None = None,
+                   store_keys: ObjectStoreKeys | None = None) -> Platform:
     """Register every resource of the stack, in dependency order, under one graph.
 
-    `smtp_password` is the secret setting `smtp_password`, for the relay in `spec.smtp`.
+    `smtp_password` is the secret setting `smtp_password`, for the relay in `spec.smtp`;
+    `store_keys` the secret settings backup_s3_access_key/backup_s3_secret_key, for the bucket in
+    `spec.backup.object_store` (and an s3: restic repository).
     """
     try:
-        platform = _compose(spec, smtp_password)
+        platform = _compose(spec, smtp_password, store_keys)
     finally:
         # An API resource waiting for a proxy that never came would hang `pulumi up`: fail it instead.
         unserved = fail_unserved()
@@ -183,7 +201,7 @@ def build_platform(spec: StackSpec, smtp_password: pulumi.Output[str] | None = N
     return platform
 
 
-def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platform:
+def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None, store_keys: ObjectStoreKeys | None) -> Platform:
     problems = check_buildable(spec)
     if problems:
         raise ConfigError(problems)
@@ -223,7 +241,7 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
             redis_cluster.serve_through(haproxy)
         postgres = platform.add(PostgresCluster(
             spec, ha_hosts, _consumers(edges, "database"), monitoring=on("postgres_exporter"),
-            backup="backup-postgres" in edges, proxy=haproxy,
+            backup="backup-postgres" in edges, proxy=haproxy, archive=_archive(spec, edges, store_keys),
         ))
     elif on("postgres"):
         postgres = platform.add(PostgreSQL(
@@ -357,11 +375,12 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None) -> Platf
     if on("backup"):
         kept = {name: volume for service in platform.services.values() if service.service in KEPT_SERVICES
                 for name, volume in service.container.volumes.items()} if "backup-volumes" in edges else {}
-        platform.add(Backup(spec, apps, postgres=backend(postgres, "backup-postgres"), volumes=kept))
+        platform.add(Backup(spec, apps, postgres=backend(postgres, "backup-postgres"), volumes=kept, store_keys=store_keys))
     if prometheus is not None:
         planned = [e.target for e in catalog.EDGES if e.kind == "scrape" and e.id in edges]
         # The HA members are scraped through the service that runs them, at the hosts' addresses.
-        runs_members = {"patroni": postgres if isinstance(postgres, PostgresCluster) else None, "haproxy": haproxy}
+        cluster = postgres if isinstance(postgres, PostgresCluster) else None
+        runs_members = {"patroni": cluster, "pgbackrest": cluster, "haproxy": haproxy}
         prometheus.scrape([platform.services[name] for name in planned if name not in catalog.HA_ENDPOINTS],
                           ha_members={name: runs_members[name] for name in planned if name in catalog.HA_ENDPOINTS})
 

@@ -10,8 +10,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from components.object_store import ObjectStoreKeys
 from stacks.load import load_spec
-from stacks.platform import build_platform
+from stacks.platform import Platform, build_platform
 
 
 def stack_config() -> tuple[dict[str, Any], set[str]]:
@@ -22,9 +23,16 @@ def stack_config() -> tuple[dict[str, Any], set[str]]:
     return raw, secret
 
 
-def run() -> dict[str, Any]:
-    """Build the stack; return its outputs. Raises ConfigError before registering anything."""
+def build() -> Platform:
+    """Build the stack from the running stack's config. Raises ConfigError before registering anything."""
     raw, secret_keys = stack_config()
     spec = load_spec(pulumi.get_stack(), raw, secret_keys)
-    smtp_password = pulumi.Config("ceres").get_secret("smtp_password")
-    return build_platform(spec, smtp_password).outputs()
+    config = pulumi.Config("ceres")
+    access_key, secret_key = config.get_secret("backup_s3_access_key"), config.get_secret("backup_s3_secret_key")
+    store_keys = ObjectStoreKeys(access_key, secret_key) if access_key is not None and secret_key is not None else None
+    return build_platform(spec, config.get_secret("smtp_password"), store_keys)
+
+
+def run() -> dict[str, Any]:
+    """Build the stack; return its outputs."""
+    return build().outputs()

@@ -82,6 +82,16 @@ TeamName = Annotated[str, matching(r"^[a-z][a-z0-9-]{1,63}$", "must start with a
 Cron = Annotated[str, AfterValidator(cron)]
 PrivateSubnet = Annotated[str, AfterValidator(private_subnet)]
 HttpsUrl = Annotated[str, matching(r"^https://\S+$", "must be an https:// URL")]
+EndpointHost = Annotated[str, matching(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$", "must be the store's host name without scheme, port or path, e.g. s3.eu-central-1.amazonaws.com")]
+BucketName = Annotated[str, matching(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "must be an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'")]
+RegionName = Annotated[str, matching(r"^[a-z0-9][a-z0-9-]{0,62}$", "must be a region name, e.g. eu-central-1 (most self-hosted stores take us-east-1)")]
+BucketPath = Annotated[str, matching(r"^(/[A-Za-z0-9_.-]+)+$", "must be an absolute prefix inside the bucket, e.g. /pgbackrest")]
+# restic repositories CERES can hand credentials to: a path on the apps host, or S3 with the object store's keys.
+ResticRepository = Annotated[str, matching(
+    r"^(/[A-Za-z0-9_./-]+|s3:https?://[a-z0-9.-]+(:\d{1,5})?/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_./-]*)?)$",
+    "must be a path on the apps host (/var/backups/ceres) or s3:https://<endpoint>/<bucket>[/prefix], whose keys are the"
+    " secret settings backup_s3_access_key and backup_s3_secret_key (other restic backends need credentials CERES does"
+    " not hand to the backup container)")]
 
 
 class Strict(BaseModel):
@@ -233,12 +243,38 @@ class SmtpSpec(Strict):
 
 
 
+class ObjectStoreSpec(Strict):
+    """An S3-compatible bucket off the stack's hosts (AWS S3, MinIO, Ceph RGW...): backups must
+    outlive the hosts they protect. Its keys are the secret settings backup_s3_access_key and
+    backup_s3_secret_key."""
+
+    endpoint: EndpointHost
+    bucket: BucketName
+    region: RegionName
+    # "host": bucket.endpoint (AWS); "path": endpoint/bucket (most self-hosted stores).
+    uri_style: Literal["host", "path"] = "host"
+    port: int = Field(default=443, ge=1, le=65535)
+
+
+class PointInTimeSpec(Strict):
+    """The prod PostgreSQL cluster's WAL archive and physical backups (pgBackRest) in the object
+    store: a restore reaches any moment since the oldest kept full backup."""
+
+    full_every_days: int = Field(ge=1, le=35)
+    diff_every_hours: int = Field(ge=1, le=168)
+    # Full backups kept; with full_every_days, how far back a restore can reach.
+    retention_full: int = Field(ge=1, le=12)
+    path: BucketPath
+
+
 class BackupSpec(Strict):
     schedule: Cron
-    repository: str
+    repository: ResticRepository
     keep_daily: int = Field(ge=1)
     keep_weekly: int = Field(ge=0)
     keep_monthly: int = Field(ge=0)
+    object_store: ObjectStoreSpec | None = None
+    point_in_time: PointInTimeSpec
 
 
 
@@ -291,4 +327,6 @@ class StackSpec(Strict):
 # Secret settings are kept out of the spec: they stay Pulumi secrets and are read where used.
 SECRET_SETTINGS: dict[str, str] = {
     "smtp_password": "password for ceres:smtp.username at the mail relay",
+    "backup_s3_access_key": "access key id for the bucket in ceres:backup.object_store (and an s3: backup.repository)",
+    "backup_s3_secret_key": "secret access key for the bucket in ceres:backup.object_store (and an s3: backup.repository)",
 }

@@ -71,6 +71,8 @@ BASE: dict[str, Any] = {
         "keep_daily": 7,
         "keep_weekly": 4,
         "keep_monthly": 6,
+        # Prod's cluster: a full backup weekly, a differential daily, two weeks reachable.
+        "point_in_time": {"full_every_days": 7, "diff_every_hours": 24, "retention_full": 2, "path": "/pgbackrest"},
     },
     "sso": {"realm": "ceres", "admin_group": "ceres-admins", "user_group": "ceres-users"},
     "integrations": {},

@@ -28,6 +28,12 @@ import yaml
 # The backup job (issue 8) exports this gauge: Unix time of the last backup that succeeded.
 BACKUP_SUCCESS_METRIC = "ceres_backup_last_success_timestamp_seconds"
 
+# The pgBackRest agent on every Patroni member (issue 8, prod): the repository as each member reads
+# it, and on the leader the WAL archiver's state (components/config/pitr_agent.py).
+PITR_BACKUP_METRIC = "ceres_pitr_last_backup_timestamp_seconds"
+PITR_REPOSITORY_METRIC = "ceres_pitr_repository_up"
+PITR_ARCHIVE_FAILING_METRIC = "ceres_pitr_wal_archive_failing"
+
 # Relative to Prometheus' config directory, matching `RULES_GLOB` in components/config/prometheus.py.
 RULES_FILE = "rules/ceres.yml"
 
@@ -41,7 +47,8 @@ _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 # Fields of AlertRuleSettings by kind, so each is validated the same way.
 _DURATIONS = ("instance_down_for", "container_restart_window", "disk_for", "disk_fill_window", "disk_full_horizon",
               "postgres_down_for", "postgres_connections_for", "replication_lag_for", "redis_down_for",
-              "monitor_down_for", "backup_max_age")
+              "monitor_down_for", "backup_max_age", "pitr_backup_max_age", "pitr_repository_down_for",
+              "wal_archive_failing_for")
 _FRACTIONS = ("disk_usage_warning", "disk_usage_critical", "postgres_connections_fraction")
 _COUNTS = ("container_restarts", "replication_lag_bytes", "cert_warning_days", "cert_critical_days")
 
@@ -70,12 +77,14 @@ class AlertRuleSettings:
     `jobs`: the scrape job names present (the CERES service names); a group whose exporter is
     absent is left out. `ha`: the prod HA tier, whose Patroni members are scraped as job
     `patroni` (replication lag). `backup`: a backup job exports BACKUP_SUCCESS_METRIC.
+    `point_in_time`: the members' pgBackRest agents are scraped as job `pgbackrest`.
     Durations are Prometheus durations ("5m"); fractions lie strictly between 0 and 1.
     """
 
     jobs: frozenset[str]
     ha: bool = False
     backup: bool = False
+    point_in_time: bool = False
     # A target a scrape or two could miss during a container replacement is not down yet.
     instance_down_for: str = "5m"
     # More restarts than this within the window: a crash loop, not a deploy.
@@ -101,6 +110,11 @@ class AlertRuleSettings:
     cert_critical_days: int = 3
     # Nightly backups, plus slack for a slow run.
     backup_max_age: str = "26h"
+    # Twice the differential interval: one missed run is a warning sign, two are an alert.
+    pitr_backup_max_age: str = "48h"
+    pitr_repository_down_for: str = "15m"
+    # archive_command retries each segment; a few minutes of failures is a store hiccup, not yet a gap.
+    wal_archive_failing_for: str = "10m"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "jobs", frozenset(self.jobs))
@@ -127,6 +141,8 @@ class AlertRuleSettings:
                              f"cert_warning_days={self.cert_warning_days!r}")
         if self.ha and "patroni" not in self.jobs:
             raise ValueError("ha=True: replication lag comes from Patroni's metrics; add 'patroni' to jobs")
+        if self.point_in_time and "pgbackrest" not in self.jobs:
+            raise ValueError("point_in_time=True: the backup ages come from the pgBackRest agents; add 'pgbackrest' to jobs")
 
 
 @dataclass(frozen=True)
@@ -332,6 +348,46 @@ def _backups(s: AlertRuleSettings) -> list[Alert]:
     ]
 
 
+def _point_in_time(s: AlertRuleSettings) -> list[Alert]:
+    max_age = _number(duration_seconds(s.pitr_backup_max_age))
+    logs = "`docker logs --tail 200 <patroni container>` on that member for the agent's and pgBackRest's last error"
+    return [
+        # Every member reports the same repository: the newest backup of any type, across members.
+        Alert(
+            "PitrBackupTooOld", f"time() - max by (job) ({PITR_BACKUP_METRIC}) > {max_age}", "critical",
+            "Last point-in-time backup is older than " + s.pitr_backup_max_age,
+            "The newest pgBackRest backup of the PostgreSQL cluster finished {{ $value | humanizeDuration }} ago:"
+            " restores replay ever more WAL, and the archive cannot be expired.",
+            f"The leader's agent takes the backups: {logs}; `pgbackrest info` in a member shows the repository.",
+        ),
+        Alert(
+            "PitrBackupMissing", f"absent({PITR_BACKUP_METRIC})", "warning",
+            "No point-in-time backup in the repository",
+            f"Point-in-time recovery is configured but no member has reported a pgBackRest backup for "
+            f"{s.pitr_backup_max_age}: the cluster cannot be restored to a moment.",
+            f"Are the agents scraped (job pgbackrest) and can they reach the bucket? {logs}.",
+            s.pitr_backup_max_age,
+        ),
+        Alert(
+            "PitrRepositoryUnreachable", f"{PITR_REPOSITORY_METRIC} == 0", "critical",
+            "{{ $labels.instance }} cannot read the point-in-time repository",
+            "The pgBackRest agent at {{ $labels.instance }} has not read the repository for "
+            f"{s.pitr_repository_down_for}: as leader this member could neither archive WAL nor back up.",
+            f"Bucket, keys (backup_s3_access_key/backup_s3_secret_key) and the network to the store; {logs}.",
+            s.pitr_repository_down_for,
+        ),
+        Alert(
+            "WalArchivingFailing", f"{PITR_ARCHIVE_FAILING_METRIC} == 1", "critical",
+            "WAL archiving fails on {{ $labels.instance }}",
+            "The leader at {{ $labels.instance }} has failed to archive WAL for "
+            f"{s.wal_archive_failing_for}: the recovery window has a gap from then on, and unarchived WAL fills"
+            " the member's disk.",
+            f"PostgreSQL's log on the leader names archive-push's error; {logs}.",
+            s.wal_archive_failing_for,
+        ),
+    ]
+
+
 def alert_groups(settings: AlertRuleSettings) -> dict[str, list[Alert]]:
     """The rule groups this stack's metrics can evaluate, by group name."""
     groups = {"ceres-availability": _availability(settings)}
@@ -347,6 +403,8 @@ def alert_groups(settings: AlertRuleSettings) -> dict[str, list[Alert]]:
         groups["ceres-endpoints"] = _endpoints(settings)
     if settings.backup:
         groups["ceres-backups"] = _backups(settings)
+    if settings.point_in_time:
+        groups["ceres-point-in-time"] = _point_in_time(settings)
     return groups
 
 

@@ -102,7 +102,7 @@ class Retention:
 
 @dataclass(frozen=True)
 class BackupSettings:
-    repository: str  # restic repository string: a path in dev, `sftp:...`, `s3:...` in prod
+    repository: str  # restic repository string: a path in dev, `s3:...` in prod
     retention: Retention
     databases: tuple[Database, ...]
     volumes: tuple[str, ...]  # each mounted at <root>/volumes/<volume>

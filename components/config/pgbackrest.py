@@ -210,3 +210,24 @@ def point_in_time_restore(settings: PgBackRestSettings, target: datetime) -> lis
     moment = target.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
     return [*_pgbackrest(settings), "--delta", "--type=time", f"--target={moment}",
             "--target-action=promote", "restore"]
+
+
+# The agent (components/config/pitr_agent.py) as the member image holds it, and its metrics port.
+AGENT_PATH = "/usr/local/lib/ceres/pitr_agent.py"
+AGENT_PORT = 9188
+# A crashed agent (a bug, an unexpected answer) comes back; Patroni keeps running meanwhile.
+_AGENT_RESTART_SECONDS = 10
+
+
+def agent_command(settings: PgBackRestSettings, *, listen_host: str, full_every_hours: float,
+                  diff_every_hours: float, interval_seconds: int = 60, port: int = AGENT_PORT) -> tuple[str, ...]:
+    """The agent in every member, restarted if it ever exits: scheduled backups on the leader,
+    metrics about the repository at http://listen_host:port/metrics."""
+    if full_every_hours <= 0 or diff_every_hours <= 0 or interval_seconds < 1:
+        raise ValueError(f"full_every_hours={full_every_hours}, diff_every_hours={diff_every_hours},"
+                         f" interval_seconds={interval_seconds}: each must be above zero")
+    agent = ["python3", AGENT_PATH, "run", f"--pgbackrest-config={settings.config_path}", f"--stanza={settings.stanza}",
+             f"--listen={listen_host}:{port}", f"--full-every-hours={full_every_hours:g}",
+             f"--diff-every-hours={diff_every_hours:g}", f"--interval-seconds={interval_seconds}",
+             f"--socket-dir={settings.socket_dir}", f"--port={settings.port}"]
+    return ("sh", "-c", f'while :; do "$@"; sleep {_AGENT_RESTART_SECONDS}; done', "ceres-pitr-agent", *agent)

@@ -16,7 +16,8 @@ class ScrapeEdge(IntegrationEdge):
     basic auth), which Prometheus then holds as secret files.
 
     `members`: the catalog target is a set of HA members the service runs (`patroni`, the
-    PostgreSQL cluster's members): the job is the service's `members_scrape_job()`, over every member."""
+    PostgreSQL cluster's members): the job is the service's `members_scrape_job(members)`, over
+    every member."""
 
     kind = "scrape"
 
@@ -24,7 +25,7 @@ class ScrapeEdge(IntegrationEdge):
                  members: str | None = None):
         if members is not None:
             super().__init__(catalog.scrape_id(members), prometheus, members, opts)
-            self.job = target.members_scrape_job()
+            self.job = target.members_scrape_job(members)
         else:
             metrics_target = getattr(target, "metrics_target", None)
             if not isinstance(metrics_target, str):

@@ -15,6 +15,7 @@ from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceCo
 from components.docker_host import DockerHostComponent
 from components.images import build_on_host, postgres_major
 from components.integrations.backup import BackupEdge
+from components.object_store import ObjectStoreKeys
 from components.services.postgres import PostgreSQL
 from stacks.spec import StackSpec
 
@@ -47,8 +48,10 @@ class Backup(Service):
         *,
         postgres: PostgreSQL | None,
         volumes: Mapping[str, docker.Volume],
+        store_keys: ObjectStoreKeys | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`store_keys`: the object store's keys, for an s3: repository (restic reads them as AWS_*)."""
         super().__init__("backup", pulumi.ResourceOptions.merge(host.placed(), opts))
         login = postgres.backup_login() if postgres is not None else None
         server = config.PostgresServer(host=login.host, port=login.port, user=login.user) if login else None
@@ -75,6 +78,9 @@ class Backup(Service):
             networks.append(host.data_network)
             depends_on.append(login.ready)
         local_repository = spec.backup.repository if spec.backup.repository.startswith("/") else None
+        if spec.backup.repository.startswith("s3:") and store_keys is None:
+            raise ValueError("backup: an s3: repository needs the object store's keys (backup_s3_access_key, backup_s3_secret_key)")
+        store_env = store_keys.env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if spec.backup.repository.startswith("s3:") else []
         self.container = ServiceContainer(
             self,
             "backup",
@@ -89,6 +95,7 @@ class Backup(Service):
                 f"RESTIC_PASSWORD_FILE={SECRETS_DIR}/restic-password",
                 f"PGPASSFILE={PGPASS}",
                 f"CERES_BACKUP_ROOT={config.ROOT}",
+                *store_env,
             ],
             command=["sh", ENTRY],
             # The last-success time, kept when the container is replaced.

@@ -116,8 +116,10 @@ class HAProxy(Service):
             "metricsTargets": self.metrics_targets,
         })
 
-    def members_scrape_job(self) -> ScrapeJob:
+    def members_scrape_job(self, members: str) -> ScrapeJob:
         """HAProxy's own Prometheus exporter on both instances, at the hosts' addresses."""
+        if members != "haproxy":
+            raise ValueError(f"HAProxy runs no {members!r} members")
         return ScrapeJob("haproxy", tuple(self.metrics_targets), metrics_path=self.metrics_path)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import pulumi
@@ -19,14 +20,18 @@ import pulumi_command as command
 from components.base import Service
 from components.config.prometheus import ScrapeJob
 from components.config import patroni
+from components.config import pgbackrest
 from components.config import postgres as config
+from components.config.pitr_restore import MemberEntrySettings, member_entry_script
 from components.config.haproxy import PRIMARY_PORT
 from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer, http_check
 from components.docker_host import DockerHostComponent
 from components.images import build_on_host, postgres_major
+from components.integrations.backup import BackupEdge
 from components.integrations.ha import HaEdge
+from components.object_store import ObjectStoreKeys
 from components.services.postgres import Database, DatabaseLogins
-from stacks.spec import ServiceSpec, StackSpec
+from stacks.spec import ObjectStoreSpec, PointInTimeSpec, ServiceSpec, StackSpec
 
 # etcd holds only Patroni's few keys (compacted hourly): a small, fixed budget.
 ETCD_MEMORY_MB = 256
@@ -34,20 +39,35 @@ PATRONI_VENV = "/opt/patroni"
 PATRONI_CONFIG = "/etc/patroni/patroni.yml"
 # Not a secret: the REST password alone guards Patroni's unsafe endpoints (switchover, restart...).
 RESTAPI_USERNAME = "patroni"
+# With point-in-time recovery the member starts through this script: it acts on restore requests
+# (`ceres restore-pitr`), starts the pgBackRest agent, then execs Patroni.
+MEMBER_ENTRY = "/usr/local/bin/ceres-member-entry"
+AGENT_SOURCE = Path(__file__).resolve().parents[1] / "config" / "pitr_agent.py"
 
 
 def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
     """The pinned PostgreSQL image plus Patroni in its own venv (there is no official Patroni image).
-    psycopg 3 is Patroni's driver; etcd3 is its DCS client."""
+    psycopg 3 is Patroni's driver; etcd3 is its DCS client. pgBackRest comes from the image's own
+    PostgreSQL (PGDG) repository, whose build matches the server's major version."""
     return "\n".join([
         f"FROM {postgres_image}",
         "RUN apt-get update \\",
-        " && apt-get install -y --no-install-recommends python3 python3-venv \\",
+        " && apt-get install -y --no-install-recommends python3 python3-venv pgbackrest \\",
         " && rm -rf /var/lib/apt/lists/*",
         f"RUN python3 -m venv {PATRONI_VENV} \\",
         f" && {PATRONI_VENV}/bin/pip install --no-cache-dir 'patroni[etcd3,psycopg3]=={patroni_version}'",
         "",
     ])
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Point-in-time recovery (edge backup-pitr): the bucket the members archive WAL and put their
+    backups in, the schedule, and the bucket's keys."""
+
+    store: ObjectStoreSpec
+    schedule: PointInTimeSpec
+    keys: ObjectStoreKeys
 
 
 @dataclass(frozen=True)
@@ -94,9 +114,11 @@ class PostgresCluster(DatabaseLogins, Service):
         monitoring: bool = False,
         backup: bool = False,
         proxy: pulumi.Resource | None = None,
+        archive: Archive | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        """`proxy`: the HAProxy pair apps reach the cluster through; a login is ready only once it runs."""
+        """`proxy`: the HAProxy pair apps reach the cluster through; a login is ready only once it runs.
+        `archive`: point-in-time recovery into that bucket (WAL archive, scheduled backups, agents)."""
         ha = spec.ha
         needed = max(ha.etcd_members, ha.postgres_members)
         if len(hosts) < needed or any(h.host.address is None for h in hosts[:needed]) or ha.virtual_ip is None:
@@ -117,6 +139,12 @@ class PostgresCluster(DatabaseLogins, Service):
             f"PATRONI_RESTAPI_USERNAME={RESTAPI_USERNAME}",
             pulumi.Output.concat("PATRONI_RESTAPI_PASSWORD=", self.restapi_password),
         ]
+        self._archive = archive
+        # The only key to the point-in-time backups: a secret stack output, like the restic password.
+        self.archive_password = self.generate_secret("postgres-archive-passphrase") if archive else None
+        if archive is not None:
+            self._secrets += [pulumi.Output.concat(f"{pgbackrest.CIPHER_PASS_ENV}=", self.archive_password),
+                              *archive.keys.env(pgbackrest.S3_KEY_ENV, pgbackrest.S3_KEY_SECRET_ENV)]
         self._member_components: dict[str, pulumi.ComponentResource] = {}
         etcd_hosts = list(hosts[: ha.etcd_members])
         self._etcd_cluster = tuple(patroni.EtcdMember(h.host.name, h.host.address) for h in etcd_hosts)
@@ -124,9 +152,12 @@ class PostgresCluster(DatabaseLogins, Service):
         patroni_hosts = list(hosts[: ha.postgres_members])
         self.members: list[tuple[str, str]] = [(h.host.name, h.host.address) for h in patroni_hosts]
         self.metrics_targets = [f"{address}:{patroni.RESTAPI_PORT}" for _, address in self.members]
+        self.agent_targets = [f"{address}:{pgbackrest.AGENT_PORT}" for _, address in self.members] if archive else []
         self.member_containers = [self._patroni(h, etcd) for h in patroni_hosts]
         self._candidates = [MemberContainer(h.host.url, c.name) for h, c in zip(patroni_hosts, self.member_containers)]
         HaEdge("ha-postgres", self, "patroni", members=[f"{address}:{patroni.POSTGRES_PORT}" for _, address in self.members])
+        if archive is not None:
+            BackupEdge("backup-pitr", self, "object_store", items=[f"{archive.store.bucket}{archive.schedule.path}/{self._scope}"])
         self._provision_logins(self._provision, consumers, monitoring=monitoring, backup=backup)
         self.register_outputs({"consumers": list(consumers), "members": [name for name, _ in self.members],
                                "monitoring": monitoring, "backup": backup})
@@ -171,6 +202,7 @@ class PostgresCluster(DatabaseLogins, Service):
             backup=self._backup_on,
             synchronous_mode=self._spec.ha.synchronous_mode,
             bin_dir=f"/usr/lib/postgresql/{postgres_major(postgres_spec.image)}/bin",
+            pgbackrest=self._pgbackrest(),
         )
         member = self._member(host)
         dockerfile = patroni_dockerfile(postgres_spec.image, self._spec.ha.images.patroni)
@@ -187,13 +219,12 @@ class PostgresCluster(DatabaseLogins, Service):
             host_network=True,
             # initdb and PostgreSQL refuse root; the image's postgres user owns the data and socket dirs.
             user="postgres",
-            entrypoint=[f"{PATRONI_VENV}/bin/patroni"],
-            command=[PATRONI_CONFIG],
-            # Patroni reads these credentials only from its environment (no file form) and removes
-            # them from it before starting PostgreSQL.
+            **self._start(settings),
+            # Patroni reads its credentials only from its environment (no file form) and removes
+            # them from it before starting PostgreSQL; pgBackRest (archive_command, the agent) reads
+            # the repository's passphrase and the bucket's keys from the same environment.
             envs=self._secrets,
             volumes={f"patroni-{name}-data": "/var/lib/postgresql/data"},
-            files={PATRONI_CONFIG: patroni.patroni_yml(settings)},
             # The image has no HTTP client: the host's probe busybox asks Patroni's REST API, which
             # answers 200 on /health while PostgreSQL runs (leader or replica). A replica copies the
             # leader's data first, hence the long start period.
@@ -202,6 +233,36 @@ class PostgresCluster(DatabaseLogins, Service):
             depends_on=[e.container for e in etcd],
             wait_timeout=900,
         )
+
+    def _pgbackrest(self) -> pgbackrest.PgBackRestSettings | None:
+        if self._archive is None:
+            return None
+        store, schedule = self._archive.store, self._archive.schedule
+        return pgbackrest.PgBackRestSettings(
+            stanza=self._scope,
+            # One prefix per stack: several stacks may share the bucket.
+            repository=pgbackrest.S3Repository(endpoint=store.endpoint, bucket=store.bucket, region=store.region,
+                                               path=f"{schedule.path}/{self._scope}", uri_style=store.uri_style,
+                                               port=store.port),
+            retention_full=schedule.retention_full,
+        )
+
+    def _start(self, settings: patroni.PatroniSettings) -> dict:
+        """Patroni straight away; with an archive, the entry script first (restore requests, the agent)."""
+        patroni_argv = (f"{PATRONI_VENV}/bin/patroni", PATRONI_CONFIG)
+        files = {PATRONI_CONFIG: patroni.patroni_yml(settings)}
+        archive = settings.pgbackrest
+        if archive is None or self._archive is None:
+            return {"entrypoint": [patroni_argv[0]], "command": [patroni_argv[1]], "files": files}
+        schedule = self._archive.schedule
+        agent = pgbackrest.agent_command(archive, listen_host=settings.member.restapi.host,
+                                         full_every_hours=24 * schedule.full_every_days,
+                                         diff_every_hours=schedule.diff_every_hours)
+        entry = MemberEntrySettings(pgbackrest=archive, patroni=patroni_argv, agent=agent, bin_dir=settings.bin_dir,
+                                    data_dir=settings.data_dir)
+        files |= {archive.config_path: pgbackrest.pgbackrest_conf(archive), pgbackrest.AGENT_PATH: AGENT_SOURCE.read_text(),
+                  MEMBER_ENTRY: member_entry_script(entry)}
+        return {"entrypoint": ["sh"], "command": [MEMBER_ENTRY], "files": files}
 
     def _provision(self, role: str, database: str, step: str, sql: str) -> Database:
         password = self.generate_secret(f"postgres-{role}-password")
@@ -217,6 +278,11 @@ class PostgresCluster(DatabaseLogins, Service):
         )
         return Database(self.host_name, PRIMARY_PORT, database, role, password, provisioning)
 
-    def members_scrape_job(self) -> ScrapeJob:
-        """Patroni's /metrics on every member, at the HA hosts' addresses (GET needs no credentials)."""
-        return ScrapeJob("patroni", tuple(self.metrics_targets))
+    def members_scrape_job(self, members: str) -> ScrapeJob:
+        """Patroni's /metrics, or the pgBackRest agent's, on every member at the HA hosts' addresses
+        (neither needs credentials to read)."""
+        if members == "patroni":
+            return ScrapeJob("patroni", tuple(self.metrics_targets))
+        if members == "pgbackrest" and self.agent_targets:
+            return ScrapeJob("pgbackrest", tuple(self.agent_targets))
+        raise ValueError(f"the PostgreSQL cluster runs no {members!r} members" + (" (no archive)" if members == "pgbackrest" else ""))

@@ -69,8 +69,9 @@ class Prometheus(Service):
         )
         jobs = frozenset(job.name for job in settings.jobs)
         # Rules evaluate even without Alertmanager: their state shows on the (gated) alerts page.
-        rules = alert_rules.prometheus_rules(alert_rules.AlertRuleSettings(jobs=jobs, ha="patroni" in jobs,
-                                                                           backup="backup" in jobs))
+        rules = alert_rules.prometheus_rules(alert_rules.AlertRuleSettings(
+            jobs=jobs, ha="patroni" in jobs, backup="backup" in jobs, point_in_time="pgbackrest" in jobs,
+            pitr_backup_max_age=f"{2 * spec.backup.point_in_time.diff_every_hours}h"))
         self.container = ServiceContainer(
             self,
             "prometheus",

@@ -93,12 +93,17 @@ VALIDATORS = {
     "alertmanager/etc/alertmanager/alertmanager.yml": amtool_check,
     "postgres/etc/postgresql/postgresql.conf": postgres_parses,
     "haproxy-*/usr/local/etc/haproxy/haproxy.cfg": haproxy_check,
+    "patroni-*/usr/local/bin/ceres-member-entry": shell_parses,
+    "patroni-*/usr/local/lib/ceres/pitr_agent.py": python_compiles,
 }
 # Files only one stack renders: the single PostgreSQL in dev, the HA tier in prod.
 ONLY_IN = {
     "postgres/etc/postgresql/postgresql.conf": "dev",
     "haproxy-*/usr/local/etc/haproxy/haproxy.cfg": "prod",
     "patroni-*/etc/patroni/patroni.yml": "prod",
+    "patroni-*/etc/pgbackrest/pgbackrest.conf": "prod",
+    "patroni-*/usr/local/bin/ceres-member-entry": "prod",
+    "patroni-*/usr/local/lib/ceres/pitr_agent.py": "prod",
 }
 # Checked structurally against the pinned versions' documented keys (see the module docstring);
 # pg_hba.conf and redis.conf run in real servers in test_postgres_real.py and test_redis_real.py.
@@ -121,6 +126,11 @@ STRUCTURE_CHECKED = {
     "keepalived-*/etc/keepalived/keepalived.conf",
     "redis-*-data/usr/local/etc/redis/redis.conf",
     "redis-*-sentinel/etc/ceres/sentinel.conf",
+    # Its renderer's output (an S3 bucket, the keys in the environment) archives, backs up and
+    # restores to a moment with the real pgBackRest against a local S3 store in
+    # test_pgbackrest_real.py; the member entry script and the agent run for real in
+    # test_pitr_restore_real.py and test_pitr_agent_real.py.
+    "patroni-*/etc/pgbackrest/pgbackrest.conf",
 }
 
 

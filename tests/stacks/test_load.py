@@ -21,8 +21,9 @@ PROD = {
     "ceres:tls": json.dumps({"mode": "acme", "email": "ops@example.com"}),
     "ceres:hosts": json.dumps(PROD_HOSTS),
     "ceres:ha": json.dumps({"virtual_ip": "10.0.0.100"}),
-    "ceres:backup": json.dumps({"repository": "sftp:backup@store:/srv/restic"}),
+    "ceres:backup": json.dumps({"repository": "/srv/backups/ceres"}),
 }
+STORE = {"endpoint": "s3.eu-central-1.amazonaws.com", "bucket": "acme-backups", "region": "eu-central-1"}
 
 
 def with_settings(base: dict[str, str], **settings) -> dict[str, str]:
@@ -110,6 +111,13 @@ BAD_CONFIGS = [
     ("smtp user without password", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres", "alert_recipients": ["ops@example.com"]}), "ceres:smtp_password", "--secret"),
     ("smtp without alert recipients", "dev", with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com"}), "ceres:smtp.alert_recipients", "required"),
     ("a secret set in plain text", "dev", with_settings(DEV, smtp_password="hunter2"), "ceres:smtp_password", "must be a secret"),
+    ("restic backend CERES has no credentials for", "dev", with_settings(DEV, backup={"repository": "sftp:backup@store:/srv/restic"}), "ceres:backup.repository", "s3:https://<endpoint>/<bucket>"),
+    ("s3 repository without the bucket's keys", "dev", with_settings(DEV, backup={"repository": "s3:https://s3.example.com/acme-backups/restic"}), "ceres:backup_s3_secret_key", "pulumi config set --secret backup_s3_secret_key"),
+    ("object store without its keys", "prod", with_settings(PROD, backup={"repository": "/srv/backups/ceres", "object_store": STORE}), "ceres:backup_s3_access_key", "backup.object_store is set"),
+    ("object store endpoint given as a URL", "prod", with_settings(PROD, backup={"repository": "/srv/b", "object_store": {**STORE, "endpoint": "https://s3.example.com"}}), "ceres:backup.object_store.endpoint", "without scheme"),
+    ("restic inside the PostgreSQL archive", "prod", with_settings(PROD, backup={"repository": "s3:https://s3.eu-central-1.amazonaws.com/acme-backups/pgbackrest", "object_store": STORE}), "ceres:backup.repository", "give restic its own prefix"),
+    ("point-in-time recovery insisted on without an object store", "prod", with_settings(PROD, integrations={"backup-pitr": True}), "ceres:integrations.backup-pitr", "no object store configured"),
+    ("point-in-time schedule out of range", "prod", with_settings(PROD, backup={"repository": "/srv/b", "point_in_time": {"diff_every_hours": 0}}), "ceres:backup.point_in_time.diff_every_hours", "greater than or equal to 1"),
 ]
 
 
@@ -142,6 +150,16 @@ def test_a_secret_set_as_a_secret_is_accepted():
     config = with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres", "alert_recipients": ["ops@example.com"]})
     config["ceres:smtp_password"] = "[secret]"
     assert load_spec("dev", config, {"ceres:smtp_password"}).smtp.username == "ceres"
+
+
+def test_an_object_store_with_its_keys_as_secrets_loads():
+    keys = {"ceres:backup_s3_access_key": "[secret]", "ceres:backup_s3_secret_key": "[secret]"}
+    config = {**with_settings(PROD, backup={"repository": "s3:https://s3.eu-central-1.amazonaws.com/acme-backups/restic",
+                                             "object_store": STORE}), **keys}
+    spec = load_spec("prod", config, set(keys))
+    assert spec.backup.object_store.bucket == "acme-backups" and spec.backup.point_in_time.full_every_days == 7
+    plain = problems_of("prod", config)  # the same keys in plain text are refused, naming each
+    assert sum("must be a secret" in p for p in plain) == 2 and not any("[secret]" in p for p in plain)
 
 
 def test_sso_can_be_turned_off_app_by_app_when_keycloak_is_off():

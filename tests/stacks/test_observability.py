@@ -10,8 +10,8 @@ from cli.offline import OfflineEngine, OfflineRun
 from components.base import Service
 from components.config.alloy import CONTAINER_LABELS
 from components.services.prometheus import Prometheus
-from stacks.load import load_spec
-from stacks.platform import Platform, build_platform
+from stacks import program as ceres_program
+from stacks.platform import Platform
 from tests.conftest import stack_config
 from tests.support import by_name, of_type
 
@@ -22,7 +22,7 @@ def built(stack: str, **settings) -> tuple[OfflineRun, Platform]:
     made: dict[str, Platform] = {}
 
     def program() -> dict:
-        made["platform"] = build_platform(load_spec(stack, config, set(secret_keys)))
+        made["platform"] = ceres_program.build()
         return made["platform"].outputs()
 
     engine = OfflineEngine(stack, config, secret_keys)

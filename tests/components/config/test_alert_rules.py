@@ -22,6 +22,9 @@ import yaml
 
 from components.config.alert_rules import (
     BACKUP_SUCCESS_METRIC,
+    PITR_ARCHIVE_FAILING_METRIC,
+    PITR_BACKUP_METRIC,
+    PITR_REPOSITORY_METRIC,
     RULES_FILE,
     AlertRuleSettings,
     alert_groups,
@@ -32,8 +35,8 @@ from tests.components.config.promql_check import promql_problems, promtool
 
 TIMEOUT = 60
 ALL_JOBS = frozenset({"prometheus", "cadvisor", "postgres_exporter", "redis_exporter", "uptime_kuma", "patroni",
-                      "gitea", "keycloak", "loki"})
-FULL = AlertRuleSettings(jobs=ALL_JOBS, ha=True, backup=True)
+                      "gitea", "keycloak", "loki", "pgbackrest"})
+FULL = AlertRuleSettings(jobs=ALL_JOBS, ha=True, backup=True, point_in_time=True)
 
 GITEA_UP = 'up{job="gitea", instance="gitea:3000"}'
 CONTAINER = 'name="ceres-dev-gitea", image="gitea/gitea:1.24.6", id="/system.slice/docker-abc.scope", instance="cadvisor:8080", job="cadvisor"'
@@ -48,6 +51,13 @@ KUMA = ('monitor_name="Gitea", monitor_type="http", monitor_url="https://git.exa
 KUMA_LABELS = {"monitor_name": "Gitea", "monitor_type": "http", "monitor_url": "https://git.example.com/",
                "monitor_hostname": "null", "monitor_port": "null", "instance": "uptime-kuma:3001", "job": "uptime_kuma"}
 MIB = 1024 * 1024
+AGENT = 'instance="10.0.0.12:9188", job="pgbackrest"'
+AGENT_LABELS = {"instance": "10.0.0.12:9188", "job": "pgbackrest"}
+
+
+def agents(metric: str, values: str) -> list[dict]:
+    """The same repository metric from two members' agents."""
+    return [series(f'{metric}{{instance="10.0.0.{n}:9188", job="pgbackrest", type="diff"}}', values) for n in (11, 12)]
 
 
 def patroni(leader_position: int, replica_replayed: int) -> list[dict]:
@@ -180,6 +190,27 @@ CASES: dict[str, tuple[Firing, Silent]] = {
         # Missing for less than the allowed age: a fresh stack before its first nightly backup.
         Silent([series('up{job="prometheus", instance="localhost:9090"}', "1x30")], "20h", interval="1h"),
     ),
+    "PitrBackupTooOld": (
+        # The newest backup at t=0, reported by both members; 49h later it is past the 48h allowed.
+        Firing(agents(PITR_BACKUP_METRIC, "0x50"), "49h", {"job": "pgbackrest"},
+               shown={"humanizeDuration": "2d 1h 0m 0s"}, interval="1h"),
+        # A daily backup keeps the newest one young.
+        Silent(agents(PITR_BACKUP_METRIC, "0x23 86400x24 172800x3"), "49h", interval="1h"),
+    ),
+    "PitrBackupMissing": (
+        Firing([series(f"{PITR_REPOSITORY_METRIC}{{{AGENT}}}", "1x50")], "49h", {}, interval="1h"),
+        # Missing for less than the allowed age: a cluster before its first full backup finished.
+        Silent([series(f"{PITR_REPOSITORY_METRIC}{{{AGENT}}}", "1x50")], "40h", interval="1h"),
+    ),
+    "PitrRepositoryUnreachable": (
+        Firing([series(f"{PITR_REPOSITORY_METRIC}{{{AGENT}}}", "0x20")], "16m", AGENT_LABELS),
+        # One failed read (a store hiccup) is not yet an alert.
+        Silent([series(f"{PITR_REPOSITORY_METRIC}{{{AGENT}}}", "1 1 0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")], "16m"),
+    ),
+    "WalArchivingFailing": (
+        Firing([series(f"{PITR_ARCHIVE_FAILING_METRIC}{{{AGENT}}}", "1x15")], "11m", AGENT_LABELS),
+        Silent([series(f"{PITR_ARCHIVE_FAILING_METRIC}{{{AGENT}}}", "0 0 1 1 1 0 0 0 0 0 0 0 0 0 0")], "11m"),
+    ),
 }
 
 _TEMPLATE = re.compile(r"\{\{\s*\$(labels\.(\w+)|value)\s*(?:\|\s*(\w+)\s*)?\}\}")
@@ -267,7 +298,7 @@ def test_every_alert_has_a_severity_and_the_annotations_people_act_on() -> None:
         assert rule["labels"]["severity"] in ("critical", "warning"), name
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook"}, name
-        assert "{{ $labels." in annotations["summary"] + annotations["description"] or name.startswith("Backup"), name
+        assert "{{ $labels." in annotations["summary"] + annotations["description"] or "Backup" in name, name
         assert "`" in annotations["runbook"], f"{name}: the runbook names a command to run"
 
 
@@ -314,7 +345,9 @@ def test_the_uptime_kuma_alert_keeps_the_label_names_kuma_exports() -> None:
     (AlertRuleSettings(jobs=ALL_JOBS - {"uptime_kuma"}), {"UptimeKumaMonitorDown", "CertificateExpiring"}),
     (AlertRuleSettings(jobs=ALL_JOBS, ha=False), {"PostgresReplicationLag"}),
     (AlertRuleSettings(jobs=ALL_JOBS, backup=False), {"BackupTooOld", "BackupMetricMissing"}),
-], ids=["bare", "no-redis", "no-cadvisor", "no-kuma", "no-ha", "no-backup"])
+    (AlertRuleSettings(jobs=ALL_JOBS, ha=True), {"PitrBackupTooOld", "PitrBackupMissing", "PitrRepositoryUnreachable",
+                                                 "WalArchivingFailing"}),
+], ids=["bare", "no-redis", "no-cadvisor", "no-kuma", "no-ha", "no-backup", "no-point-in-time"])
 def test_alerts_for_absent_sources_are_not_rendered(settings: AlertRuleSettings, absent: set[str]) -> None:
     text = prometheus_rules(settings)
     assert "InstanceDown" in text

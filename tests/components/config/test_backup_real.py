@@ -50,6 +50,7 @@ from components.config.alert_rules import BACKUP_SUCCESS_METRIC
 from stacks.tiers import BASE
 from tests.components.config.stubs import stop_process
 from tests.components.real_processes import Missing, as_postgres, postgres_bindir
+from tests.components.s3_store import ACCESS_KEY, SECRET_KEY, s3_store
 from tests.support import free_port
 
 TIMEOUT = 120  # seconds, for any one script or server step
@@ -368,6 +369,29 @@ def test_wipe_then_one_command_restores_everything(workspace: Workspace, source:
     assert not list((workspace.tree / "staging").iterdir()), "the staging copy must be removed"
 
 
+def test_an_s3_repository_backs_up_and_restores_with_keys_from_the_environment(
+        workspace: Workspace, source: Cluster, first_run: dict[str, object]) -> None:
+    """Prod's repository: a bucket (moto's S3 server here), the keys in restic's AWS_* environment
+    as the backup container gets them; the same scripts, nothing else changed."""
+    original_db, original_files = databases_state(source), files_state(workspace.tree)
+    with s3_store(tls=False) as store:
+        s3 = {"RESTIC_REPOSITORY": f"s3:{store.url}/{store.bucket}/restic",
+              "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        result = workspace.run("backup.sh", **s3)
+        assert result.returncode == 0, f"backup.sh to S3 failed:\n{result.stderr}"
+        assert "creating it" in result.stderr, "the first run into an empty bucket creates the repository"
+        run_id = result.stdout.strip().splitlines()[-1]
+
+        for db in APP_ROLES:
+            source.sql(f"DROP DATABASE {db}")
+        shutil.rmtree(workspace.tree / "volumes")
+        result = workspace.run("restore-full.sh", run_id, **s3)
+        assert result.returncode == 0, f"restore-full.sh from S3 failed:\n{result.stdout}\n{result.stderr}"
+        assert f"restored run {run_id}" in result.stdout
+    assert databases_state(source) == original_db
+    assert files_state(workspace.tree) == original_files
+
+
 def test_restore_over_a_used_stack_brings_back_exactly_the_run(workspace: Workspace, source: Cluster,
                                                              first_run: dict[str, object]) -> None:
     # Written after the run: a row, a table, a file; an application still connected.
@@ -539,7 +563,7 @@ def test_drill_refuses_to_restore_into_the_source(workspace: Workspace, source: 
 
 def _settings(**changes: object) -> BackupSettings:
     server = PostgresServer("postgres")
-    base = BackupSettings(repository="sftp:backup@vault:/srv/ceres", retention=Retention(7, 4, 6),
+    base = BackupSettings(repository="s3:https://s3.example.com/vault/ceres", retention=Retention(7, 4, 6),
                           databases=(Database("gitea", server), Database("keycloak", server)), volumes=VOLUMES)
     return replace(base, **changes)
 
@@ -589,6 +613,6 @@ def test_image_adds_the_client_of_the_pinned_postgres_major() -> None:
 def test_scripts_carry_no_secret_and_name_the_repository_default() -> None:
     settings = _settings()
     for text in (backup_script(settings), restore_full_script(settings), restore_drill_script(settings)):
-        assert "DEFAULT_REPOSITORY=sftp:backup@vault:/srv/ceres" in text
+        assert "DEFAULT_REPOSITORY=s3:https://s3.example.com/vault/ceres" in text
         assert "PGPASSWORD=" not in text.replace("PGPASSWORD=$CERES_DRILL_PGPASSWORD", "")
         assert "RESTIC_PASSWORD=" not in text

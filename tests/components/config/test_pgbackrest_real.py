@@ -24,16 +24,20 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from components.config.pgbackrest import (
     CIPHER_PASS_ENV,
+    S3_KEY_ENV,
+    S3_KEY_SECRET_ENV,
     PgBackRestSettings,
+    S3Repository,
     archive_parameters,
     backup,
     check,
@@ -45,6 +49,7 @@ from components.config.pgbackrest import (
 )
 from tests.components.config.stubs import stop_process, with_overrides
 from tests.components.real_processes import Missing, as_postgres, postgres_bindir
+from tests.components.s3_store import ACCESS_KEY, REGION, SECRET_KEY, s3_store
 from tests.support import free_port
 
 TIMEOUT = 120  # seconds, for any one command or server start
@@ -60,6 +65,8 @@ class Server:
     pg: Path
     root: Path
     settings: PgBackRestSettings
+    # The S3 keys, when the repository is a bucket: like the passphrase, only ever in the environment.
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
     @property
@@ -69,7 +76,7 @@ class Server:
     def env(self, **overrides: str | None) -> dict[str, str]:
         # The server gets the passphrase too: it runs archive_command with its own environment.
         return with_overrides({"PATH": "/usr/bin:/bin", "HOME": str(self.root), "LC_ALL": "C",
-                               CIPHER_PASS_ENV: CIPHER_PASS}, overrides)
+                               CIPHER_PASS_ENV: CIPHER_PASS, **self.extra_env}, overrides)
 
     def start(self) -> None:
         parameters = {"listen_addresses": "127.0.0.1", "port": str(self.settings.port),
@@ -116,8 +123,9 @@ class Server:
         return result.stdout
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+@contextmanager
+def running_server(repository: Callable[[Path], str | S3Repository], **env: str) -> Iterator[Server]:
+    """A fresh cluster archiving into `repository(root)`, its stanza created; stopped and removed on exit."""
     for program, package in (("pgbackrest", "pgbackrest"), ("setpriv", "util-linux")):
         if not shutil.which(program):
             pytest.fail(f"`{program}` not found: apt-get install -y {package} (these tests run it and do not skip)")
@@ -129,13 +137,14 @@ def server() -> Iterator[Server]:
     root = Path(tempfile.mkdtemp(prefix="ceres-pitr-"))
     shutil.chown(root, "postgres", "postgres")
     settings = PgBackRestSettings(
-        stanza=STANZA, repository=f"{root}/repo", data_dir=f"{root}/data", port=free_port(),
+        stanza=STANZA, repository=repository(root), data_dir=f"{root}/data", port=free_port(),
         socket_dir=str(root), config_path=f"{root}/pgbackrest.conf", lock_path=f"{root}/lock")
     Path(settings.config_path).write_text(pgbackrest_conf(settings))
-    for folder in (settings.repository, settings.lock_path):
+    folders = [settings.lock_path, *([settings.repository] if isinstance(settings.repository, str) else [])]
+    for folder in folders:
         os.mkdir(folder, 0o750)
         shutil.chown(folder, "postgres", "postgres")
-    instance = Server(pg, root, settings)
+    instance = Server(pg, root, settings, extra_env=env)
     try:
         subprocess.run(as_postgres([str(pg / "initdb"), "-D", settings.data_dir, "-U", "postgres", "-E", "UTF8",
                                     "--no-locale", "--auth-local=peer", "--auth-host=scram-sha-256"]),
@@ -146,6 +155,12 @@ def server() -> Iterator[Server]:
     finally:
         instance.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with running_server(lambda root: f"{root}/repo") as instance:
+        yield instance
 
 
 def _now_utc(server: Server) -> datetime:
@@ -193,6 +208,34 @@ def test_restores_to_a_point_in_time_from_the_newest_backup_before_it(server: Se
     assert server.sql("SELECT timeline_id FROM pg_control_checkpoint()") == "2"
     server.sql("INSERT INTO events VALUES (1000, 'after')")
     server.ok(check(settings))
+
+
+def test_an_s3_bucket_archives_backs_up_and_restores_to_a_moment() -> None:
+    """Prod's repository: a bucket (moto's S3 server over TLS here), the keys only in the
+    environment, the same rendered commands."""
+    with s3_store(tls=True) as store:
+        bucket = S3Repository(endpoint=store.host, bucket=store.bucket, region=REGION, path="/pgbackrest/ceres-test",
+                              uri_style="path", port=store.port, verify_tls=False)
+        keys = {S3_KEY_ENV: ACCESS_KEY, S3_KEY_SECRET_ENV: SECRET_KEY}
+        with running_server(lambda root: bucket, **keys) as server:
+            conf = Path(server.settings.config_path).read_text()
+            assert "repo1-type=s3" in conf and ACCESS_KEY not in conf and SECRET_KEY not in conf
+            server.ok(backup(server.settings, "full"))
+            time.sleep(1.1)  # T in a later second than the backup's stop (pgBackRest compares whole seconds)
+            server.sql("CREATE TABLE events (id int PRIMARY KEY); INSERT INTO events SELECT generate_series(1, 50);")
+            target = _now_utc(server)
+            time.sleep(0.05)
+            server.sql("INSERT INTO events SELECT generate_series(51, 80);")
+            server.ok(check(server.settings))
+            assert [b["type"] for b in _backups(server)] == ["full"]
+
+            server.stop()
+            shutil.rmtree(server.data)
+            server.ok(point_in_time_restore(server.settings, target))
+            server.start()
+            assert server.sql("SELECT count(*), max(id) FROM events") == "50|50"
+            without_keys = server.pgbackrest(info(server.settings), **{S3_KEY_ENV: None})
+            assert without_keys.returncode != 0 and "repo1-s3-key" in without_keys.stderr, without_keys.stderr
 
 
 def test_repository_is_encrypted_and_refused_without_the_passphrase(server: Server) -> None:
