@@ -10,15 +10,19 @@ Order: check the moment on a running member (pitr agent's `check-target`) before
 stop the apps (the stack's containers without io.ceres.restore=keep-running on the apps host) and
 every member; delete Patroni's keys under /service/<scope>/ in etcd; a `restore-to` request into
 one member's data volume, start it and wait until it answers as the primary; then each other member
-with a `reinitialise` request (it clones from the new leader) until it streams; a new full backup
-(the restore began a new timeline); the apps start again, also when a step failed. The member's
-side is its entry script (`components/config/pitr_restore.py`).
+with a `reinitialise` request (it clones from the new leader) until it streams; the apps start
+again, also when a step failed (or the command is hung up on). Before the members stop, the leader
+seals the archive: a commit after the moment, then `pgbackrest check` (switches WAL and waits until
+it is archived), as recovery to a time ends only at the first commit after it. The new leader's
+agent takes a full backup on the new timeline by itself. The member's side is its entry script
+(`components/config/pitr_restore.py`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,18 +32,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from components.config.pgbackrest import PgBackRestSettings, backup
-from components.config.pitr_restore import REINITIALISE_REQUEST, RESTORE_REQUEST
+from components.config.pgbackrest import AGENT_PATH, PgBackRestSettings, check
+from components.config.pitr_restore import REINITIALISE_REQUEST, RESTORE_REQUEST, MemberEntrySettings
+from components.container import KEEP_RUNNING_ON_RESTORE
 
-REQUESTS_DIR = "/var/lib/postgresql/data/ceres-restore"
-PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
-PITR_AGENT = "/usr/local/lib/ceres/pitr_agent.py"
+# Where the member image keeps them (the defaults its settings are rendered with).
+_MEMBER = MemberEntrySettings(pgbackrest=PgBackRestSettings(stanza="layout"), patroni=("patroni",))
+REQUESTS_DIR = _MEMBER.requests_dir
+PGBACKREST_CONFIG = _MEMBER.pgbackrest.config_path
 ETCDCTL = "/usr/local/bin/etcdctl"
-KEEP_RUNNING = "keep-running"
-# Restore plus WAL replay (a day of busy WAL can take hours); one clone; one full backup.
-LEADER_TIMEOUT = 3 * 3600
+KEEP_RUNNING = KEEP_RUNNING_ON_RESTORE["io.ceres.restore"]
+# The member's own limit on the restore plus WAL replay, and a margin: the command never stops a
+# member that is still replaying. One clone; the archive's seal.
+LEADER_TIMEOUT = _MEMBER.recovery_timeout_seconds + 1800
 REPLICA_TIMEOUT = 3600
-BACKUP_TIMEOUT = 6 * 3600
+SEAL_TIMEOUT = 600
 STOP_GRACE_SECONDS = 120
 POLL_SECONDS = 5.0
 IS_PRIMARY = "select pg_is_in_recovery()"
@@ -168,7 +175,7 @@ class Restore:
 
     def check_target(self, checker: Container) -> None:
         target = self.options.target.isoformat()
-        result = self.docker.run(checker.docker_host, "exec", "-u", "postgres", checker.name, "python3", PITR_AGENT,
+        result = self.docker.run(checker.docker_host, "exec", "-u", "postgres", checker.name, "python3", AGENT_PATH,
                                  "check-target", "--pgbackrest-config", self.options.pgbackrest_config,
                                  "--stanza", self.options.stanza, "--target", target, timeout=300)
         detail = (result.stderr.strip() or result.stdout.strip()) or f"exit {result.returncode}"
@@ -210,6 +217,8 @@ class Restore:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / name
             path.write_text(text)
+            # docker cp keeps the mode and makes root the owner: the entry script (user postgres) must read it.
+            path.chmod(0o644)
             result = self.docker.run(member.docker_host, "cp", str(path), f"{member.name}:{REQUESTS_DIR}/{name}")
         if result.returncode != 0:
             raise RestoreError(f"could not put the {name} request into {member.name} ({result.stderr.strip()}): "
@@ -253,13 +262,21 @@ class Restore:
                                 self.options.replica_timeout, "a streaming replica")
             self.step(f"{member.name} cloned from {chosen.name} and streaming")
 
-    def full_backup(self, chosen: Container) -> None:
-        argv = backup(PgBackRestSettings(stanza=self.options.stanza, config_path=self.options.pgbackrest_config), "full")
-        result = self.docker.run(chosen.docker_host, "exec", "-u", "postgres", chosen.name, *argv, timeout=BACKUP_TIMEOUT)
+    def seal_archive(self, checker: Container) -> None:
+        """With the apps stopped: a commit after the moment, and every WAL segment up to it archived.
+        Without a leader nothing can be sealed: the restore can then reach only what was archived."""
+        if self.docker.psql(checker, IS_PRIMARY) != "f":
+            say(f"no member leads, so the newest WAL cannot be sealed into the archive: a moment after the last"
+                f" archived commit cannot be reached")
+            return
+        argv = check(PgBackRestSettings(stanza=self.options.stanza, config_path=self.options.pgbackrest_config))
+        result = self.docker.run(checker.docker_host, "exec", "-u", "postgres", checker.name, "sh", "-c",
+                                 'psql -XtAqc "select txid_current()" >/dev/null && exec "$@"', "seal", *argv,
+                                 timeout=SEAL_TIMEOUT)
         if result.returncode != 0:
-            raise RestoreError(f"the cluster is restored, but the new full backup failed ({result.returncode}): "
-                               f"{result.stderr.strip()}\nrun it again: docker exec -u postgres {chosen.name} {' '.join(argv)}")
-        self.step(f"new full backup taken on {chosen.name} (the restore started a new timeline)")
+            raise RestoreError(f"could not seal the archive on {checker.name} (is WAL archiving failing?): "
+                               f"{(result.stderr or result.stdout).strip()}; the members were not stopped")
+        self.step(f"archive sealed on {checker.name}: WAL up to now is in the repository")
 
     def run_after_check(self, checker: Container, chosen: Container) -> None:
         """Everything after the checks: from here on, the apps start again whatever happens."""
@@ -268,11 +285,16 @@ class Restore:
             if apps:
                 self.docker.ok(self.layout.apps_docker_host, "stop", *apps, timeout=600)
                 self.step(f"stopped {len(apps)} app containers: {' '.join(apps)}")
+            self.seal_archive(checker)
             self.stop_members(checker)
             self.clear_etcd()
             self.restore_leader(chosen)
             self.clone_replicas(chosen)
-            self.full_backup(chosen)
+            self.step(f"{chosen.name}'s agent takes a full backup on the new timeline within a minute")
+        except RestoreError as error:
+            if any(line.startswith("stopped the Patroni members") for line in self.done):
+                raise RestoreError(f"{error}\n{_WAYS_ON.format(chosen=chosen.name)}") from None
+            raise
         finally:
             if apps:
                 result = self.docker.run(self.layout.apps_docker_host, "start", *apps, timeout=600)
@@ -280,6 +302,24 @@ class Restore:
                     self.step(f"started {len(apps)} app containers again")
                 else:
                     say(f"could not start the apps again ({result.stderr.strip()}): docker start {' '.join(apps)}")
+
+
+# After the members stopped, a failure leaves them stopped and etcd cleared: what can be done then.
+_WAYS_ON = """The members are stopped and Patroni's keys are gone from etcd; {chosen}'s data dir was
+overwritten and it keeps its failed request. To get the cluster back as it was before:
+- start a member that was not restored (DOCKER_HOST=<its host> docker start <its container>):
+  with etcd empty, Patroni takes its data over as the new leader;
+- then make {chosen} clone from it: copy an empty file to {requests}/restore-to and another to
+  {requests}/reinitialise in it (docker cp), and docker start it.
+Then run this command again, with an earlier moment if the archive did not reach this one.""".replace("{requests}", REQUESTS_DIR)
+
+
+class HungUp(Exception):
+    """SIGHUP or SIGTERM while the command runs: unwind so the apps start again."""
+
+
+def _hang_up(signum, frame) -> None:
+    raise HungUp(signal.Signals(signum).name)
 
 
 def parse_target(text: str) -> datetime:
@@ -328,9 +368,12 @@ def run(args: argparse.Namespace) -> int:
     except RestoreError as error:
         say(f"{error}\nnothing was stopped or changed")
         return 2
+    # A lost SSH session must not leave the apps stopped: unwind through run_after_check's finally.
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, _hang_up)
     try:
         restore.run_after_check(checker, chosen)
-    except RestoreError as error:
+    except (RestoreError, HungUp) as error:
         say(f"FAILED: {error}")
         _summary(restore)
         return 1

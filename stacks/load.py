@@ -346,7 +346,9 @@ def _check_secrets(spec: StackSpec, raw_config: Mapping[str, Any]) -> list[Probl
     problems = []
     if spec.smtp and spec.smtp.username and f"{NAMESPACE}:smtp_password" not in raw_config:
         problems.append(Problem("smtp_password", _MISSING, "smtp.username is set, so the relay password is needed: pulumi config set --secret smtp_password ..."))
-    uses_s3 = [why for why, used in (("backup.object_store is set", spec.backup.object_store is not None),
+    archive = EDGES_BY_ID["backup-pitr"]
+    archiving = spec.backup.object_store is not None and not (archive.not_applicable(spec) or why_not_wanted(archive, spec))
+    uses_s3 = [why for why, used in (("point-in-time recovery archives into backup.object_store", archiving),
                                      ("backup.repository is an s3: repository", spec.backup.repository.startswith("s3:")))
                if used]
     if uses_s3:
@@ -366,7 +368,9 @@ def _check_backup(spec: StackSpec) -> list[Problem]:
     bucket, _, prefix = location.path.lstrip("/").partition("/")
     archive = spec.backup.point_in_time.path.strip("/")
     prefix = prefix.strip("/")
-    if location.hostname == store.endpoint and bucket == store.bucket and (
+    # Bucket names are global on AWS and the same store answers under several host names: the
+    # bucket and the prefixes decide.
+    if bucket == store.bucket and (
             not prefix or prefix == archive or prefix.startswith(f"{archive}/") or archive.startswith(f"{prefix}/")):
         return [Problem("backup.repository", repository,
                         f"overlaps the PostgreSQL archive at {store.bucket}/{archive} (backup.point_in_time.path):"

@@ -220,13 +220,14 @@ _AGENT_RESTART_SECONDS = 10
 
 
 def agent_command(settings: PgBackRestSettings, *, listen_host: str, full_every_hours: float,
-                  diff_every_hours: float, interval_seconds: int = 60, port: int = AGENT_PORT) -> tuple[str, ...]:
+                  diff_every_hours: float, interval_seconds: int = 60, port: int = AGENT_PORT,
+                  script: str = AGENT_PATH) -> tuple[str, ...]:
     """The agent in every member, restarted if it ever exits: scheduled backups on the leader,
     metrics about the repository at http://listen_host:port/metrics."""
     if full_every_hours <= 0 or diff_every_hours <= 0 or interval_seconds < 1:
         raise ValueError(f"full_every_hours={full_every_hours}, diff_every_hours={diff_every_hours},"
                          f" interval_seconds={interval_seconds}: each must be above zero")
-    agent = ["python3", AGENT_PATH, "run", f"--pgbackrest-config={settings.config_path}", f"--stanza={settings.stanza}",
+    agent = ["python3", script, "run", f"--pgbackrest-config={settings.config_path}", f"--stanza={settings.stanza}",
              f"--listen={listen_host}:{port}", f"--full-every-hours={full_every_hours:g}",
              f"--diff-every-hours={diff_every_hours:g}", f"--interval-seconds={interval_seconds}",
              f"--socket-dir={settings.socket_dir}", f"--port={settings.port}"]

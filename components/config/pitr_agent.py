@@ -74,6 +74,8 @@ class Backup:
     type: str  # full, diff or incr
     start: int  # epoch seconds, whole (as pgBackRest records them)
     stop: int
+    # The timeline its WAL starts on (the first 8 hex digits of the start segment's name).
+    timeline: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,17 @@ def parse_info(text: str, stanza: str) -> Repository:
         causes = [str(r["status"]["message"]) for r in entry.get("repo", []) if r.get("status", {}).get("code") not in (0, None)]
         reason = one_line((causes or [message])[0].split("\n", 1)[0])
         return Repository(False, f"status {code}: {reason}{_hint(reason)}")
-    backups = tuple(sorted((Backup(b["label"], b["type"], int(b["timestamp"]["start"]), int(b["timestamp"]["stop"]))
+    backups = tuple(sorted((Backup(b["label"], b["type"], int(b["timestamp"]["start"]), int(b["timestamp"]["stop"]),
+                                   _timeline(b.get("archive", {}).get("start")))
                             for b in entry.get("backup", [])), key=lambda b: (b.stop, b.label)))
     return Repository(True, message, backups)
+
+
+def _timeline(segment: object) -> int | None:
+    try:
+        return int(str(segment)[:8], 16)
+    except ValueError:
+        return None
 
 
 def _hint(message: str) -> str:
@@ -153,10 +163,16 @@ class PgBackRest:
 # --- The schedule ------------------------------------------------------------------------------
 
 
-def due_backup(backups: Sequence[Backup], now: float, full_every: float, diff_every: float) -> str | None:
-    """"full", "diff" or None, from the repository's own backups (epoch seconds, periods in seconds)."""
-    fulls = [b.stop for b in backups if b.type == "full"]
-    if not fulls or now - max(fulls) >= full_every:
+def due_backup(backups: Sequence[Backup], now: float, full_every: float, diff_every: float,
+               timeline: int | None = None) -> str | None:
+    """"full", "diff" or None, from the repository's own backups (epoch seconds, periods in seconds).
+    `timeline`: the server's; after a point-in-time restore it is new, and a full backup on it is
+    due at once (a later restore past the branch point needs a backup taken after it)."""
+    fulls = [b for b in backups if b.type == "full"]
+    if not fulls or now - max(b.stop for b in fulls) >= full_every:
+        return "full"
+    newest_full = max(fulls, key=lambda b: b.stop)
+    if timeline is not None and newest_full.timeline is not None and newest_full.timeline != timeline:
         return "full"
     if now - max(b.stop for b in backups) >= diff_every:
         return "diff"
@@ -178,6 +194,12 @@ def _psql(socket_dir: str, port: int, sql: str) -> str | None:
 
 def is_leader(socket_dir: str, port: int) -> bool:
     return _psql(socket_dir, port, "select pg_is_in_recovery()") == "f"
+
+
+def current_timeline(socket_dir: str, port: int) -> int | None:
+    """The primary's timeline, from the WAL segment it writes (pg_control's lags until a checkpoint)."""
+    answer = _psql(socket_dir, port, "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
+    return int(answer) if answer and answer.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -314,7 +336,8 @@ class Agent:
             self.stanza_failure = failure
         repository = self.pgbackrest.info()
         run_success, run_at = previous.last_run_success, previous.last_run_at
-        kind = due_backup(repository.backups, time.time(), args.full_every_hours * HOUR, args.diff_every_hours * HOUR)
+        kind = due_backup(repository.backups, time.time(), args.full_every_hours * HOUR, args.diff_every_hours * HOUR,
+                          current_timeline(args.socket_dir, args.port) if leader else None)
         if leader and self.stanza_ready and repository.readable and kind and time.time() >= self.retry_at:
             run_success, run_at = self.backup(kind), time.time()
             repository = self.pgbackrest.info()

@@ -122,6 +122,11 @@ local_sql_stdin() {{ local_psql -f -; }}
 
 # pgBackRest takes the target in UTC; a moment without an offset would be read in the server's zone.
 normalised_target() {{
+  # A time of day, then an offset: a bare date's "-26" is not one.
+  case "$1" in
+    *[0-9][0-9]:[0-9][0-9]*) ;;
+    *) return 1 ;;
+  esac
   case "$1" in
     *Z|*[+-][0-9][0-9]|*[+-][0-9][0-9]:[0-9][0-9]|*[+-][0-9][0-9][0-9][0-9]) ;;
     *) return 1 ;;

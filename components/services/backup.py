@@ -80,7 +80,12 @@ class Backup(Service):
         local_repository = spec.backup.repository if spec.backup.repository.startswith("/") else None
         if spec.backup.repository.startswith("s3:") and store_keys is None:
             raise ValueError("backup: an s3: repository needs the object store's keys (backup_s3_access_key, backup_s3_secret_key)")
-        store_env = store_keys.env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if spec.backup.repository.startswith("s3:") else []
+        store_env: list[pulumi.Input[str]] = []
+        if spec.backup.repository.startswith("s3:"):
+            store_env += store_keys.env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            if spec.backup.object_store is not None:
+                # Else restic asks the store for the bucket's region, which tight policies refuse.
+                store_env.append(f"AWS_DEFAULT_REGION={spec.backup.object_store.region}")
         self.container = ServiceContainer(
             self,
             "backup",

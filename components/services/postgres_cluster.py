@@ -43,6 +43,8 @@ RESTAPI_USERNAME = "patroni"
 # (`ceres restore-pitr`), starts the pgBackRest agent, then execs Patroni.
 MEMBER_ENTRY = "/usr/local/bin/ceres-member-entry"
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "config" / "pitr_agent.py"
+# pgBackRest 2.52 is the first release that backs up PostgreSQL 17.
+PGBACKREST_MINOR_FOR_PG17 = 52
 
 
 def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
@@ -54,6 +56,10 @@ def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
         "RUN apt-get update \\",
         " && apt-get install -y --no-install-recommends python3 python3-venv pgbackrest \\",
         " && rm -rf /var/lib/apt/lists/*",
+        # Debian's own pgBackRest (2.45 in bookworm) predates PostgreSQL 17: refuse to build with it.
+        f"RUN awk -v installed=\"$(pgbackrest version)\" 'BEGIN {{split(installed, w, \" \"); split(w[2], v, \".\");"
+        f" if (v[1] < 2 || (v[1] == 2 && v[2] < {PGBACKREST_MINOR_FOR_PG17}))"
+        f" {{print \"pgBackRest \" w[2] \" predates PostgreSQL 17 (2.{PGBACKREST_MINOR_FOR_PG17}+ needed)\"; exit 1}}}}'",
         f"RUN python3 -m venv {PATRONI_VENV} \\",
         f" && {PATRONI_VENV}/bin/pip install --no-cache-dir 'patroni[etcd3,psycopg3]=={patroni_version}'",
         "",

@@ -95,10 +95,10 @@ elif verb == "exec":
         else:
             print("backup 20261126-030000F reaches it")
         record(); sys.exit(code)
-    elif command[0] == "pgbackrest":
-        code = int(os.environ.get("STUB_BACKUP_RC", "0"))
+    elif command[0] == "sh" and "check" in command:
+        code = int(os.environ.get("STUB_SEAL_RC", "0"))
         if code:
-            print("ERROR: [062]: unable to acquire lock", file=sys.stderr)
+            print("ERROR: [082]: WAL segment 000000010000000000000042 was not archived before the 60000ms timeout", file=sys.stderr)
         record(); sys.exit(code)
     elif "etcdctl" in command[0]:
         print("7")
@@ -143,7 +143,7 @@ def calls(stub: Path) -> list[dict]:
 def changing(made: list[dict]) -> list[dict]:
     """The calls that change something (not inspect/ps/logs/read-only exec)."""
     return [c for c in made if c["argv"][0] in ("stop", "start", "cp") or
-            (c["argv"][0] == "exec" and ("etcdctl" in " ".join(c["argv"]) or "pgbackrest" in c["argv"] or "rm" in c["argv"]))]
+            (c["argv"][0] == "exec" and ("etcdctl" in " ".join(c["argv"]) or "check" in c["argv"] or "rm" in c["argv"]))]
 
 
 def brief(call: dict) -> str:
@@ -152,7 +152,7 @@ def brief(call: dict) -> str:
     if argv[0] == "cp":
         return f"{host} cp {argv[2].rsplit('/', 1)[1]}={call['content'].strip()!r} {argv[2].split(':')[0]}"
     if argv[0] == "exec":
-        what = "etcd-del" if "etcdctl" in " ".join(argv) else "backup" if "pgbackrest" in argv else "rm-requests"
+        what = "etcd-del" if "etcdctl" in " ".join(argv) else "seal" if "check" in argv else "rm-requests"
         return f"{host} {what} {next(a for a in argv[1:] if a.startswith('ceres-'))}"
     return f"{host} {' '.join(a for a in argv if not a.startswith('-') and not a.isdigit())}"
 
@@ -161,7 +161,7 @@ START = "2026-11-26 10:00:00+00:00"
 TARGET = "2026-11-26T10:00:00+00:00"
 
 
-def test_restores_one_member_reclones_the_others_and_backs_up_in_order_on_each_host(stub, capsys):
+def test_restores_one_member_and_reclones_the_others_in_order_on_each_host(stub, capsys):
     assert ceres(stub, "--to", START, "--member", "node2") == 0
     made = calls(stub)
     check = next(i for i, c in enumerate(made) if "check-target" in c["argv"])
@@ -171,6 +171,8 @@ def test_restores_one_member_reclones_the_others_and_backs_up_in_order_on_each_h
     assert all(i > check for i, c in enumerate(made) if c in changing(made)), "something changed before the check"
     assert [brief(c) for c in changing(made)] == [
         "node1 stop ceres-prod-gitea ceres-prod-nextcloud ceres-prod-caddy",
+        # with the apps stopped, a last commit and WAL up to it archived, on the leader
+        "node1 seal ceres-prod-patroni-node1",
         # replicas first, the leader last; stale requests removed while each still runs
         "node2 rm-requests ceres-prod-patroni-node2", "node2 stop ceres-prod-patroni-node2",
         "node3 rm-requests ceres-prod-patroni-node3", "node3 stop ceres-prod-patroni-node3",
@@ -181,18 +183,18 @@ def test_restores_one_member_reclones_the_others_and_backs_up_in_order_on_each_h
         "node1 start ceres-prod-patroni-node1",
         "node3 cp restore-to='' ceres-prod-patroni-node3", "node3 cp reinitialise='' ceres-prod-patroni-node3",
         "node3 start ceres-prod-patroni-node3",
-        "node2 backup ceres-prod-patroni-node2",
         "node1 start ceres-prod-gitea ceres-prod-nextcloud ceres-prod-caddy",
     ]
     etcd = next(c for c in made if "etcdctl" in " ".join(c["argv"]))
     assert etcd["argv"][-3:] == ["del", "--prefix", "/service/ceres-prod/"]
     cp = next(c for c in made if c["argv"][0] == "cp")
     assert cp["argv"][2] == "ceres-prod-patroni-node2:/var/lib/postgresql/data/ceres-restore/restore-to"
-    backup = next(c for c in made if "pgbackrest" in c["argv"])
-    assert backup["argv"][1:3] == ["-u", "postgres"] and backup["argv"][-2:] == ["--type=full", "backup"]
+    seal = next(c for c in made if "check" in c["argv"])
+    assert seal["argv"][1:3] == ["-u", "postgres"] and "select txid_current()" in " ".join(seal["argv"])
+    assert seal["argv"][-4:] == ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=ceres-prod", "check"]
     out = capsys.readouterr()
     assert f"ceres-prod-patroni-node2 restored to {TARGET} and leads the cluster" in out.out
-    assert "new full backup taken on ceres-prod-patroni-node2" in out.out
+    assert "ceres-prod-patroni-node2's agent takes a full backup on the new timeline" in out.out
     assert "started 3 app containers again" in out.out
 
 
@@ -217,18 +219,23 @@ def test_a_failed_restore_stops_that_member_leaves_the_others_down_and_starts_th
     assert done[-2:] == ["node1 stop ceres-prod-patroni-node1",  # no restart loop of a failing restore
                          "node1 start ceres-prod-gitea ceres-prod-nextcloud ceres-prod-caddy"]
     assert not any("start ceres-prod-patroni-node2" in d or "start ceres-prod-patroni-node3" in d for d in done)
-    assert not any("backup" in d for d in done)
     err = capsys.readouterr().err
     assert "FAILED: ceres-prod-patroni-node1 exited before it was the primary" in err
     assert "ceres-restore: FAILED: pgbackrest restore failed" in err, "the member's own log lines are shown"
+    # What to do next, as the members are down and etcd cleared.
+    assert "start a member that was not restored" in err and "/var/lib/postgresql/data/ceres-restore/reinitialise" in err
 
 
-def test_a_failed_backup_after_the_restore_says_so_and_starts_the_apps_again(stub, monkeypatch, capsys):
-    monkeypatch.setenv("STUB_BACKUP_RC", "1")
+def test_an_archive_that_cannot_be_sealed_stops_no_member_and_starts_the_apps_again(stub, monkeypatch, capsys):
+    monkeypatch.setenv("STUB_SEAL_RC", "1")
     assert ceres(stub, "--to", START) == 1
-    assert brief(changing(calls(stub))[-1]) == "node1 start ceres-prod-gitea ceres-prod-nextcloud ceres-prod-caddy"
+    assert [brief(c) for c in changing(calls(stub))] == [
+        "node1 stop ceres-prod-gitea ceres-prod-nextcloud ceres-prod-caddy",
+        "node1 seal ceres-prod-patroni-node1",
+        "node1 start ceres-prod-gitea ceres-prod-nextcloud ceres-prod-caddy",
+    ]
     err = capsys.readouterr().err
-    assert "the cluster is restored, but the new full backup failed" in err and "unable to acquire lock" in err
+    assert "could not seal the archive" in err and "was not archived" in err and "the members were not stopped" in err
 
 
 def test_refuses_when_no_member_runs(stub, capsys):

@@ -318,12 +318,19 @@ class HaCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def stop_member(self, member: Member) -> None:
-        """Patroni stopped (SIGTERM, SIGKILL if it hangs), then any postmaster it left behind."""
+        """Patroni stopped (SIGTERM, SIGKILL if it hangs), then any postmaster it left behind, then
+        whatever else the member started in its session (an entry script's background agent), as
+        stopping its container would."""
         stop_process(member.process, timeout=20)
         postmaster = member.postmaster_pid()
         if postmaster is not None:
             try:
                 os.kill(postmaster, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if member.process is not None:
+            try:
+                os.killpg(member.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 

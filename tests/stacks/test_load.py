@@ -113,9 +113,10 @@ BAD_CONFIGS = [
     ("a secret set in plain text", "dev", with_settings(DEV, smtp_password="hunter2"), "ceres:smtp_password", "must be a secret"),
     ("restic backend CERES has no credentials for", "dev", with_settings(DEV, backup={"repository": "sftp:backup@store:/srv/restic"}), "ceres:backup.repository", "s3:https://<endpoint>/<bucket>"),
     ("s3 repository without the bucket's keys", "dev", with_settings(DEV, backup={"repository": "s3:https://s3.example.com/acme-backups/restic"}), "ceres:backup_s3_secret_key", "pulumi config set --secret backup_s3_secret_key"),
-    ("object store without its keys", "prod", with_settings(PROD, backup={"repository": "/srv/backups/ceres", "object_store": STORE}), "ceres:backup_s3_access_key", "backup.object_store is set"),
+    ("object store without its keys", "prod", with_settings(PROD, backup={"repository": "/srv/backups/ceres", "object_store": STORE}), "ceres:backup_s3_access_key", "point-in-time recovery archives into backup.object_store"),
     ("object store endpoint given as a URL", "prod", with_settings(PROD, backup={"repository": "/srv/b", "object_store": {**STORE, "endpoint": "https://s3.example.com"}}), "ceres:backup.object_store.endpoint", "without scheme"),
     ("restic inside the PostgreSQL archive", "prod", with_settings(PROD, backup={"repository": "s3:https://s3.eu-central-1.amazonaws.com/acme-backups/pgbackrest", "object_store": STORE}), "ceres:backup.repository", "give restic its own prefix"),
+    ("restic inside the archive, the store named otherwise", "prod", with_settings(PROD, backup={"repository": "s3:https://s3.amazonaws.com/acme-backups", "object_store": STORE}), "ceres:backup.repository", "give restic its own prefix"),
     ("point-in-time recovery insisted on without an object store", "prod", with_settings(PROD, integrations={"backup-pitr": True}), "ceres:integrations.backup-pitr", "no object store configured"),
     ("point-in-time schedule out of range", "prod", with_settings(PROD, backup={"repository": "/srv/b", "point_in_time": {"diff_every_hours": 0}}), "ceres:backup.point_in_time.diff_every_hours", "greater than or equal to 1"),
 ]
@@ -150,6 +151,14 @@ def test_a_secret_set_as_a_secret_is_accepted():
     config = with_settings(DEV, smtp={"host": "smtp.example.com", "port": 587, "from_address": "a@example.com", "username": "ceres", "alert_recipients": ["ops@example.com"]})
     config["ceres:smtp_password"] = "[secret]"
     assert load_spec("dev", config, {"ceres:smtp_password"}).smtp.username == "ceres"
+
+
+def test_the_keys_are_asked_for_only_where_something_uses_them():
+    # One host: no cluster to archive; a local restic repository: nothing reads the keys.
+    config = with_settings(DEV, backup={"object_store": STORE})
+    assert load_spec("dev", config).backup.object_store.bucket == "acme-backups"
+    off = with_settings(PROD, backup={"repository": "/srv/b", "object_store": STORE}, integrations={"backup-pitr": False})
+    assert load_spec("prod", off).backup.object_store is not None
 
 
 def test_an_object_store_with_its_keys_as_secrets_loads():

@@ -87,6 +87,16 @@ def test_the_schedule_is_the_repositorys_so_a_new_leader_does_not_repeat_a_backu
     assert due_backup(parse_info(FULL_AND_DIFF, STANZA).backups, DIFF_STOP + DIFF_EVERY, FULL_EVERY, DIFF_EVERY) == "diff"
 
 
+def test_a_new_timeline_makes_a_full_backup_due_at_once() -> None:
+    """After a point-in-time restore the leader writes a new timeline: the backups before the
+    branch cannot take a later restore past it, so a full one on the new timeline comes first."""
+    backups = parse_info(FULL_AND_DIFF, STANZA).backups
+    assert due_backup(backups, DIFF_STOP + 60, FULL_EVERY, DIFF_EVERY, timeline=1) is None
+    assert due_backup(backups, DIFF_STOP + 60, FULL_EVERY, DIFF_EVERY, timeline=2) == "full"
+    # A replica (no timeline asked) or an unknown one changes nothing.
+    assert due_backup(backups, DIFF_STOP + 60, FULL_EVERY, DIFF_EVERY) is None
+
+
 # --- pgbackrest info ---------------------------------------------------------------------------
 
 
@@ -94,8 +104,8 @@ def test_reads_the_backups_of_a_real_info_document_oldest_first() -> None:
     repository = parse_info(FULL_AND_DIFF, STANZA)
     assert repository.readable and repository.status == "ok"
     assert repository.backups == (
-        Backup("20261126-053315F", "full", 1795671195, FULL_STOP),
-        Backup("20261126-053315F_20261126-053318D", "diff", 1795671198, DIFF_STOP),
+        Backup("20261126-053315F", "full", 1795671195, FULL_STOP, timeline=1),
+        Backup("20261126-053315F_20261126-053318D", "diff", 1795671198, DIFF_STOP, timeline=1),
     )
 
 

@@ -3,15 +3,18 @@ patroni, postgresql, pgbackrest) from CERES' rendered configs, each member start
 rendered entry script (`components/config/pitr_restore.py`) as the `postgres` user, archiving WAL
 into an encrypted posix pgBackRest repository (passphrase in the members' environment).
 
-The story: stanza-create and a full backup on the leader; rows A; note T; rows B; `check` (B's
-commit archived: recovery to a time stops at the first commit after it). Then what
+Each member's entry script also starts the real pgBackRest agent (`components/config/pitr_agent.py`),
+as in the containers: the leader's agent creates the stanza and takes the first full backup.
+
+The story: the agent's full backup; rows A; note T; rows B; `check` (B's commit archived: recovery
+to a time stops at the first commit after it). Then what
 `ceres restore-pitr` does, step by step in Python: stop every member; delete the cluster's keys in
 etcd with the real etcdctl; a `restore-to` request in one member's data volume (a former replica:
 nothing of its own data is used); start it. It comes back as the Patroni leader with A and not B
 and takes writes (C). The two others get a `reinitialise` request, start, clone from it, stream
-from it and see C (so no recovery target survived into the copies). A new full backup on the new
-timeline works. Finally a failed restore (a moment before any backup) leaves the request in place,
-records why, and never starts Patroni.
+from it and see C (so no recovery target survived into the copies). The new leader's agent takes
+a full backup on the new timeline by itself. Finally a failed restore (a moment before any backup)
+leaves the request in place, records why, and never starts Patroni.
 
 Needs: `apt-get install -y etcd-server etcd-client patroni postgresql pgbackrest haproxy`.
 """
@@ -29,7 +32,8 @@ from typing import Iterator
 import pytest
 
 from components.config.patroni import PatroniMember
-from components.config.pgbackrest import CIPHER_PASS_ENV, PgBackRestSettings, backup, check, pgbackrest_conf, stanza_create
+from components.config.pgbackrest import CIPHER_PASS_ENV, PgBackRestSettings, agent_command, check, info, pgbackrest_conf
+from components.config.pitr_agent import parse_info
 from components.config.pitr_restore import (
     LAST_RESULT,
     REINITIALISE_REQUEST,
@@ -38,7 +42,7 @@ from components.config.pitr_restore import (
     member_entry_script,
 )
 from tests.components.ha_cluster import CONSUMER, Connection, HaCluster, Member, PgError
-from tests.components.real_processes import as_postgres, binary, postgres_bindir, started
+from tests.components.real_processes import as_postgres, binary, free_ports, postgres_bindir, started
 
 TIMEOUT = 120  # seconds, for any one command, a restore or a clone
 STANZA = "ceres-test"
@@ -64,11 +68,23 @@ def _requests(member: Member) -> Path:
     return Path(member.settings.data_dir).parent / "ceres-restore"
 
 
+AGENT_SOURCE = Path(__file__).resolve().parents[3] / "components" / "config" / "pitr_agent.py"
+
+
 def _launch(cluster_bindir: str):
+    agent_ports: dict[str, int] = {}
+
     def launch(member: Member) -> list[str]:
-        """The rendered entry script, which execs Patroni with the member's config."""
+        """The rendered entry script, which starts the agent and execs Patroni with the member's config."""
+        archive = member.settings.pgbackrest
+        script_copy = member.config_path.parent / "pitr_agent.py"  # where postgres can read it
+        shutil.copy(AGENT_SOURCE, script_copy)
+        port = agent_ports.setdefault(member.name, free_ports(1)[0])
+        # Every second; never a differential backup: only the full ones this test is about.
+        agent = agent_command(archive, listen_host="127.0.0.1", port=port, full_every_hours=1000,
+                              diff_every_hours=1000, interval_seconds=1, script=str(script_copy))
         settings = MemberEntrySettings(
-            pgbackrest=member.settings.pgbackrest, patroni=(binary("patroni"), str(member.config_path)),
+            pgbackrest=archive, patroni=(binary("patroni"), str(member.config_path)), agent=agent,
             data_dir=member.settings.data_dir, bin_dir=cluster_bindir, requests_dir=str(_requests(member)),
             recovery_timeout_seconds=TIMEOUT)
         script = member.config_path.parent / "entry.sh"
@@ -135,6 +151,10 @@ def request(member: Member, name: str, text: str = "") -> Path:
     return path
 
 
+def full_backups(member: Member) -> list:
+    return [b for b in parse_info(pgbackrest(member, info(member.settings.pgbackrest)), STANZA).backups if b.type == "full"]
+
+
 def server_now(cluster: HaCluster, leader: Member) -> datetime:
     text = member_sql(cluster, leader, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')")[0]
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
@@ -165,9 +185,9 @@ def test_restores_the_whole_cluster_to_a_moment_and_refuses_one_before_any_backu
     leader = cluster.wait_for_leader()
     for member in cluster.members:
         assert _requests(member).is_dir(), f"the entry script did not make {member.name}'s requests dir"
-    pgbackrest(leader, stanza_create(leader.settings.pgbackrest))
-    pgbackrest(leader, check(leader.settings.pgbackrest))
-    pgbackrest(leader, backup(leader.settings.pgbackrest, "full"))
+    # The leader's agent makes the stanza and takes the first full backup; no other agent backs up.
+    first = wait_for(lambda: full_backups(leader), "the leader's agent took no full backup", cluster)
+    assert len(first) == 1 and first[0].timeline == 1
 
     member_sql(cluster, leader, "CREATE TABLE events (id int PRIMARY KEY, batch text NOT NULL)")
     time.sleep(1.1)  # T in a later second than the backup's stop: pgBackRest compares whole seconds
@@ -228,7 +248,11 @@ def test_restores_the_whole_cluster_to_a_moment_and_refuses_one_before_any_backu
     for member in others:
         wait_for(lambda m=member: member_sql(cluster, m, "SELECT count(*) FROM events WHERE batch = 'D'") == ["1"],
                  f"{member.name} did not replay D", cluster)
-    pgbackrest(chosen, backup(chosen.settings.pgbackrest, "full"))
+    # The new leader's agent sees the new timeline and takes a full backup on it by itself: a later
+    # restore past this one's branch point starts from it.
+    on_new_timeline = wait_for(lambda: [b for b in full_backups(chosen) if b.timeline == new_timeline],
+                               "no full backup on the new timeline", cluster)
+    assert len(on_new_timeline) == 1 and len(full_backups(chosen)) == 2
     pgbackrest(chosen, check(chosen.settings.pgbackrest))
     print(f"restore + clone + backup: {time.monotonic() - started_at:.1f}s since the test began")
 
@@ -308,7 +332,7 @@ def test_reinitialise_wipes_the_data_dir_and_records_it(tmp_path: Path) -> None:
     assert "patroni /etc/patroni/patroni.yml" in record.read_text()
 
 
-@pytest.mark.parametrize("target", ["2026-11-26 10:00:00", "yesterday+01:00"])
+@pytest.mark.parametrize("target", ["2026-11-26 10:00:00", "yesterday+01:00", "2026-11-26"])
 def test_a_target_without_offset_or_unreadable_fails_before_touching_anything(tmp_path: Path, target: str) -> None:
     settings, record = _stub_layout(tmp_path)
     Path(settings.requests_dir).mkdir(parents=True)

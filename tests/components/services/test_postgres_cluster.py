@@ -102,6 +102,19 @@ def test_images_are_the_pinned_etcd_and_patroni_built_on_each_host_from_the_pinn
         assert patroni_container.inputs["command"] == ["/etc/patroni/patroni.yml"]
 
 
+@pytest.mark.parametrize("installed, builds", [
+    ("pgBackRest 2.45", False), ("pgBackRest 2.52", True), ("pgBackRest 2.57.0", True), ("", False)])
+def test_the_image_refuses_a_pgbackrest_older_than_postgresql_17(installed: str, builds: bool) -> None:
+    """The Dockerfile's check, run by the real awk with what `pgbackrest version` could print
+    (nothing: pgbackrest missing)."""
+    line = next(l for l in patroni_dockerfile("postgres:17.6-bookworm", "4.0.7").splitlines() if "pgbackrest version" in l)
+    program = line.split("'", 1)[1].rsplit("'", 1)[0]
+    result = subprocess.run(["awk", "-v", f"installed={installed}", program], capture_output=True, text=True, timeout=10)
+    assert (result.returncode == 0) is builds, result.stdout
+    if not builds:
+        assert "predates PostgreSQL 17" in result.stdout
+
+
 def test_healthchecks_are_what_the_images_can_run(run):
     for host, address in HOSTS.items():
         etcd = by_name(run, f"etcd-{host}", "Container")
