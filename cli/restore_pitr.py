@@ -34,14 +34,13 @@ from typing import Callable
 
 from components.config.pgbackrest import AGENT_PATH, PgBackRestSettings, check
 from components.config.pitr_restore import REINITIALISE_REQUEST, RESTORE_REQUEST, MemberEntrySettings
-from components.container import KEEP_RUNNING_ON_RESTORE
+from components.config.backup import KEEP_RUNNING, RESTORE_LABEL
 
 # Where the member image keeps them (the defaults its settings are rendered with).
 _MEMBER = MemberEntrySettings(pgbackrest=PgBackRestSettings(stanza="layout"), patroni=("patroni",))
 REQUESTS_DIR = _MEMBER.requests_dir
 PGBACKREST_CONFIG = _MEMBER.pgbackrest.config_path
 ETCDCTL = "/usr/local/bin/etcdctl"
-KEEP_RUNNING = KEEP_RUNNING_ON_RESTORE["io.ceres.restore"]
 # The member's own limit on the restore plus WAL replay, and a margin: the command never stops a
 # member that is still replaying. One clone; the archive's seal.
 LEADER_TIMEOUT = _MEMBER.recovery_timeout_seconds + 1800
@@ -187,7 +186,7 @@ class Restore:
 
     def apps(self) -> list[str]:
         listing = self.docker.ok(self.layout.apps_docker_host, "ps", "--filter", f"label=io.ceres.stack={self.layout.stack}",
-                                 "--format", '{{.Names}}\t{{.Label "io.ceres.restore"}}')
+                                 "--format", '{{.Names}}\t{{.Label "' + RESTORE_LABEL + '"}}')
         rows = [line.split("\t") for line in listing.splitlines() if line.strip()]
         return [row[0] for row in rows if (row[1] if len(row) > 1 else "") != KEEP_RUNNING]
 

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_docker as docker
 
+from components.config.backup import KEEP_RUNNING, RESTORE_LABEL
 from components.docker_host import PROBE, DockerHostComponent
 from stacks.spec import ServiceSpec
 
@@ -38,7 +39,7 @@ def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck
 
 
 # On the containers a restore goes through (the data tier and the backup): the others stop first.
-KEEP_RUNNING_ON_RESTORE = {"io.ceres.restore": "keep-running"}
+KEEP_RUNNING_ON_RESTORE = {RESTORE_LABEL: KEEP_RUNNING}
 
 
 def alias_of(service: str) -> str:

@@ -30,6 +30,8 @@ TEST_PROGRAMS=(
   # The HA tier, run for real from its rendered configs (failover tests and validators).
   "patroni:patroni"
   "etcd:etcd-server"
+  "etcdctl:etcd-client"  # the point-in-time restore clears Patroni's keys with it
+  "/usr/bin/python3:python3"  # the pgBackRest agent runs on Debian's python3, as in the member image
   "haproxy:haproxy"
   "keepalived:keepalived"
   "redis-sentinel:redis-sentinel"

@@ -27,6 +27,11 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+# The label on the containers a restore goes through (the data tier, the HA members, the backup):
+# every other container of the stack stops first (scripts/restore-full.sh, ceres restore-pitr).
+RESTORE_LABEL = "io.ceres.restore"
+KEEP_RUNNING = "keep-running"
+
 # The alert rules read this gauge (components/config/alert_rules.py BACKUP_SUCCESS_METRIC).
 SUCCESS_METRIC = "ceres_backup_last_success_timestamp_seconds"
 
