@@ -1,4 +1,4 @@
-"""Edge kind `backup`: the backup service copies what a stack keeps into its restic repository."""
+"""Edge kind `backup`: what a stack keeps, copied where it can be restored from."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from components.base import IntegrationEdge, Service
 class BackupEdge(IntegrationEdge):
     """`backup-postgres`: every database dumped (and the roles), restored by one command;
     `backup-volumes`: every stateful volume (`docker`, a group of the stack's services) in the
-    same snapshot. Both live under the backup service."""
+    same snapshot. Both live under the backup service. `backup-pitr`: the prod PostgreSQL
+    cluster's WAL archive and physical backups in the object store, under the cluster."""
 
     kind = "backup"
 
