@@ -29,7 +29,7 @@ BASE: dict[str, Any] = {
         "redmine": _service("redmine:6.0.6", 512, "redmine"),
         "wikijs": _service("ghcr.io/requarks/wiki:2.5.308", 512, "wikijs"),
         "postgres": _service("postgres:17.6-bookworm", 1024),
-        "redis": _service("redis:7.4.5-bookworm", 256),
+        "redis": _service("redis:7.4.6-bookworm", 256),
         "grafana": _service("grafana/grafana:12.1.1", 512, "grafana"),
         "prometheus": _service("prom/prometheus:v3.5.0", 1024, "prometheus"),
         "alertmanager": _service("prom/alertmanager:v0.28.1", 128, "alertmanager"),

@@ -36,7 +36,7 @@ def test_container_has_the_production_shape_on_the_data_network_only():
     run, _ = build()
     container = by_name(run, "redis", "Container")
     image = by_name(run, "redis-image", "RemoteImage")
-    assert image.inputs["name"] == "redis:7.4.5-bookworm"
+    assert image.inputs["name"] == "redis:7.4.6-bookworm"
     assert container.inputs["restart"] == "unless-stopped" and container.inputs["wait"] is True
     assert container.inputs["memory"] == 256 and not container.inputs.get("ports")
     assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["ceres-dev-data"]

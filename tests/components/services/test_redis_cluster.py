@@ -22,7 +22,7 @@ from tests.support import assert_no_plain_secrets, by_name, of_type, unwrap
 
 CONSUMERS = ("gitea", "nextcloud")
 HOSTS = {"node1": "10.0.0.11", "node2": "10.0.0.12", "node3": "10.0.0.13"}
-IMAGE = "redis:7.4.5-bookworm"
+IMAGE = "redis:7.4.6-bookworm"
 VIP = "10.0.0.100"
 
 
