@@ -113,6 +113,12 @@ recovery_timeout={settings.recovery_timeout_seconds}
 private_socket="$requests/socket"
 
 say() {{ printf 'ceres-restore: %s\\n' "$*" >&2; }}
+# As the container's PID 1 the shell ignores SIGTERM unless it traps it: `docker stop` during a
+# restore stops pgBackRest or the recovering server cleanly instead of killing them after the
+# grace period. The request stays, so the next start restores again.
+child=
+trap 'say "stopped during the restore: the request stays for the next start"; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null; exit 143' TERM INT
+in_background() {{ "$@" & child=$!; wait "$child"; }}
 record() {{ printf '%s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >"$requests/{LAST_RESULT}.new" && mv "$requests/{LAST_RESULT}.new" "$requests/{LAST_RESULT}"; }}
 fail() {{ say "FAILED: $*"; record "failed: $*"; exit 1; }}
 
@@ -143,6 +149,7 @@ finish_recovery() {{
     -c archive_mode=on -c archive_command={q(archive_command(archive))} \\
     -c synchronous_standby_names= -c hot_standby=on &
   server=$!
+  child=$server
   waited=0
   until [ "$(local_sql 'select pg_is_in_recovery()' 2>/dev/null)" = f ]; do
     if ! kill -0 "$server" 2>/dev/null; then
@@ -170,7 +177,7 @@ restore_to_moment() {{
   moment=$(normalised_target "$target") || fail "{RESTORE_REQUEST} holds '$target': give an ISO-8601 moment with an offset, e.g. 2026-11-26T10:00:00+00:00"
   say "restoring $data_dir to $target ($moment) from the pgBackRest repository"
   mkdir -p -m 700 "$data_dir"
-  {_restore_argv(archive)} || fail "pgbackrest restore to $target failed (its message is above)"
+  in_background {_restore_argv(archive)} || fail "pgbackrest restore to $target failed (its message is above)"
   say "replaying WAL up to $target with a local server (no network)"
   finish_recovery
   rm -f "$requests/{RESTORE_REQUEST}" "$requests/{REINITIALISE_REQUEST}"

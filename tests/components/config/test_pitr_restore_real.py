@@ -301,6 +301,39 @@ def _stub_layout(tmp_path: Path) -> tuple[MemberEntrySettings, Path]:
     return settings, record
 
 
+def test_a_stop_during_the_restore_stops_pgbackrest_and_keeps_the_request(tmp_path: Path) -> None:
+    """`docker stop` sends SIGTERM to the script (PID 1): it must end the running restore and exit,
+    not sit out the grace period."""
+    settings, record = _stub_layout(tmp_path)
+    Path(settings.requests_dir).mkdir(parents=True)
+    pending = Path(settings.requests_dir) / RESTORE_REQUEST
+    pending.write_text("2026-11-26T10:00:00+00:00\n")
+    bin_dir, pid_file = tmp_path / "bin", tmp_path / "pgbackrest.pid"
+    bin_dir.mkdir()
+    (bin_dir / "pgbackrest").write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    (bin_dir / "pgbackrest").chmod(0o755)
+    script = tmp_path / "entry.sh"
+    script.write_text(member_entry_script(settings))
+    process = subprocess.Popen(["sh", str(script)], stderr=subprocess.PIPE, text=True,
+                               env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        restore_pid = int(pid_file.read_text())
+        process.terminate()
+        assert process.wait(timeout=5) == 143
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stopped = time.monotonic() + 5
+    while Path(f"/proc/{restore_pid}").exists() and time.monotonic() < stopped:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{restore_pid}").exists(), "pgbackrest kept running after the stop"
+    assert pending.exists() and not record.exists(), "a stopped restore must keep its request and start nothing"
+    assert "stopped during the restore" in process.stderr.read()
+
+
 def _run_script(settings: MemberEntrySettings, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "entry.sh"
     script.write_text(member_entry_script(settings))
