@@ -3,7 +3,8 @@
 Not a test. Starts the real cluster of `tests/components/ha_cluster.py` (3 etcd, 3 Patroni, HAProxy,
 Debian packages `etcd-server patroni postgresql haproxy`), crashes the leader (SIGKILL of its
 postgres and Patroni) under a write load N times, and prints the median and max failover time
-(last acknowledged write before the kill → first acknowledged write sent after it) and lost writes.
+(the longest stretch without an acknowledged write, from the last one before the kill on) and
+lost writes.
 
     .venv/bin/python scripts/bench_failover.py [--runs 5] [--async]
 """
