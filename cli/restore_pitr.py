@@ -32,18 +32,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from components.config.pgbackrest import AGENT_PATH, PgBackRestSettings, check
-from components.config.pitr_restore import REINITIALISE_REQUEST, RESTORE_REQUEST, MemberEntrySettings
+from components.config.pgbackrest import AGENT_PATH, CONFIG_PATH, PgBackRestSettings, check
+from components.config.pitr_restore import RECOVERY_TIMEOUT_SECONDS, REINITIALISE_REQUEST, REQUESTS_DIR, RESTORE_REQUEST
 from components.config.backup import KEEP_RUNNING, RESTORE_LABEL
 
-# Where the member image keeps them (the defaults its settings are rendered with).
-_MEMBER = MemberEntrySettings(pgbackrest=PgBackRestSettings(stanza="layout"), patroni=("patroni",))
-REQUESTS_DIR = _MEMBER.requests_dir
-PGBACKREST_CONFIG = _MEMBER.pgbackrest.config_path
 ETCDCTL = "/usr/local/bin/etcdctl"
 # The member's own limit on the restore plus WAL replay, and a margin: the command never stops a
 # member that is still replaying. One clone; the archive's seal.
-LEADER_TIMEOUT = _MEMBER.recovery_timeout_seconds + 1800
+LEADER_TIMEOUT = RECOVERY_TIMEOUT_SECONDS + 1800
 REPLICA_TIMEOUT = 3600
 SEAL_TIMEOUT = 600
 STOP_GRACE_SECONDS = 120
@@ -144,7 +140,6 @@ class Options:
     target: datetime
     member: str | None
     stanza: str
-    pgbackrest_config: str = PGBACKREST_CONFIG
     leader_timeout: float = LEADER_TIMEOUT
     replica_timeout: float = REPLICA_TIMEOUT
     poll_seconds: float = POLL_SECONDS
@@ -175,7 +170,7 @@ class Restore:
     def check_target(self, checker: Container) -> None:
         target = self.options.target.isoformat()
         result = self.docker.run(checker.docker_host, "exec", "-u", "postgres", checker.name, "python3", AGENT_PATH,
-                                 "check-target", "--pgbackrest-config", self.options.pgbackrest_config,
+                                 "check-target", "--pgbackrest-config", CONFIG_PATH,
                                  "--stanza", self.options.stanza, "--target", target, timeout=300)
         detail = (result.stderr.strip() or result.stdout.strip()) or f"exit {result.returncode}"
         if result.returncode != 0:
@@ -268,7 +263,7 @@ class Restore:
             say(f"no member leads, so the newest WAL cannot be sealed into the archive: a moment after the last"
                 f" archived commit cannot be reached")
             return
-        argv = check(PgBackRestSettings(stanza=self.options.stanza, config_path=self.options.pgbackrest_config))
+        argv = check(PgBackRestSettings(stanza=self.options.stanza))
         result = self.docker.run(checker.docker_host, "exec", "-u", "postgres", checker.name, "sh", "-c",
                                  'psql -XtAqc "select txid_current()" >/dev/null && exec "$@"', "seal", *argv,
                                  timeout=SEAL_TIMEOUT)

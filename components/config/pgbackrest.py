@@ -24,6 +24,8 @@ from typing import Literal
 
 from components.config.postgres import POSTGRES_PORT
 
+# Where the member image keeps the config (`PgBackRestSettings.config_path`).
+CONFIG_PATH = "/etc/pgbackrest/pgbackrest.conf"
 # pgBackRest reads any option from PGBACKREST_<OPTION> (dashes as underscores).
 CIPHER_PASS_ENV = "PGBACKREST_REPO1_CIPHER_PASS"
 S3_KEY_ENV = "PGBACKREST_REPO1_S3_KEY"
@@ -91,7 +93,7 @@ class PgBackRestSettings:
     data_dir: str = "/var/lib/postgresql/data/pgdata"
     port: int = POSTGRES_PORT
     socket_dir: str = "/var/run/postgresql"
-    config_path: str = "/etc/pgbackrest/pgbackrest.conf"
+    config_path: str = CONFIG_PATH
     lock_path: str = "/tmp/pgbackrest"
 
     def __post_init__(self) -> None:
@@ -207,7 +209,12 @@ def point_in_time_restore(settings: PgBackRestSettings, target: datetime) -> lis
     `target` are kept (PostgreSQL's recovery_target_inclusive)."""
     if target.tzinfo is None:
         raise ValueError(f"target {target.isoformat()}: give a timezone (a naive time is read in the server's zone)")
-    moment = target.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
+    return restore_to(settings, target.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00")
+
+
+def restore_to(settings: PgBackRestSettings, moment: str) -> list[str]:
+    """`point_in_time_restore` with the moment already in pgBackRest's syntax (UTC, `+00`), or a
+    shell word that expands to it at run time (the member's entry script)."""
     return [*_pgbackrest(settings), "--delta", "--type=time", f"--target={moment}",
             "--target-action=promote", "restore"]
 

@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from components.config.pgbackrest import PgBackRestSettings, archive_command, point_in_time_restore
+from components.config.pgbackrest import PgBackRestSettings, archive_command, restore_to
 
 RESTORE_REQUEST = "restore-to"
 REINITIALISE_REQUEST = "reinitialise"
@@ -42,8 +41,11 @@ RECOVERY_SETTINGS = (
     "restore_command", "recovery_target", "recovery_target_time", "recovery_target_xid", "recovery_target_lsn",
     "recovery_target_name", "recovery_target_inclusive", "recovery_target_timeline", "recovery_target_action",
 )
-# A moment the renderer never uses: it marks the target in the argv, replaced at run time.
-_PLACEHOLDER = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# In the data volume (outside PGDATA, which a restore rewrites): `docker cp` reaches it even
+# while the container is stopped.
+REQUESTS_DIR = "/var/lib/postgresql/data/ceres-restore"
+# Replaying the WAL up to the target: a day of busy WAL can take hours.
+RECOVERY_TIMEOUT_SECONDS = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,8 @@ class MemberEntrySettings:
     agent: tuple[str, ...] = ()
     data_dir: str = "/var/lib/postgresql/data/pgdata"
     bin_dir: str = "/usr/lib/postgresql/17/bin"
-    # In the data volume (outside PGDATA, which a restore rewrites): `docker cp` reaches it even
-    # while the container is stopped.
-    requests_dir: str = "/var/lib/postgresql/data/ceres-restore"
-    # Replaying the WAL up to the target: a day of busy WAL can take hours.
-    recovery_timeout_seconds: int = 6 * 3600
+    requests_dir: str = REQUESTS_DIR
+    recovery_timeout_seconds: int = RECOVERY_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if not self.patroni:
@@ -83,11 +82,9 @@ def _argv(argv: tuple[str, ...] | list[str]) -> str:
 
 
 def _restore_argv(settings: PgBackRestSettings) -> str:
-    """pgBackRest's point-in-time restore with `--target` taken from `$moment` at run time."""
-    parts = []
-    for part in point_in_time_restore(settings, _PLACEHOLDER):
-        parts.append('"--target=$moment"' if part.startswith("--target=") else shlex.quote(part))
-    return " ".join(parts)
+    """pgBackRest's point-in-time restore to `$moment`, expanded at run time. Double quotes are
+    enough for the other words: PgBackRestSettings admits no shell character in its paths or stanza."""
+    return " ".join(f'"{part}"' for part in restore_to(settings, "$moment"))
 
 
 def _reset_targets_sql() -> str:

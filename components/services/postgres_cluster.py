@@ -146,6 +146,8 @@ class PostgresCluster(DatabaseLogins, Service):
             pulumi.Output.concat("PATRONI_RESTAPI_PASSWORD=", self.restapi_password),
         ]
         self._archive = archive
+        # One stanza and repository for every member: whichever leads archives into it.
+        self._backrest = self._backrest_settings(archive)
         # The only key to the point-in-time backups: a secret stack output, like the restic password.
         self.archive_password = self.generate_secret("postgres-archive-passphrase") if archive else None
         if archive is not None:
@@ -208,7 +210,7 @@ class PostgresCluster(DatabaseLogins, Service):
             backup=self._backup_on,
             synchronous_mode=self._spec.ha.synchronous_mode,
             bin_dir=f"/usr/lib/postgresql/{postgres_major(postgres_spec.image)}/bin",
-            pgbackrest=self._pgbackrest(),
+            pgbackrest=self._backrest,
         )
         member = self._member(host)
         dockerfile = patroni_dockerfile(postgres_spec.image, self._spec.ha.images.patroni)
@@ -240,10 +242,10 @@ class PostgresCluster(DatabaseLogins, Service):
             wait_timeout=900,
         )
 
-    def _pgbackrest(self) -> pgbackrest.PgBackRestSettings | None:
-        if self._archive is None:
+    def _backrest_settings(self, archive: Archive | None) -> pgbackrest.PgBackRestSettings | None:
+        if archive is None:
             return None
-        store, schedule = self._archive.store, self._archive.schedule
+        store, schedule = archive.store, archive.schedule
         return pgbackrest.PgBackRestSettings(
             stanza=self._scope,
             # One prefix per stack: several stacks may share the bucket.
@@ -257,8 +259,8 @@ class PostgresCluster(DatabaseLogins, Service):
         """Patroni straight away; with an archive, the entry script first (restore requests, the agent)."""
         patroni_argv = (f"{PATRONI_VENV}/bin/patroni", PATRONI_CONFIG)
         files = {PATRONI_CONFIG: patroni.patroni_yml(settings)}
-        archive = settings.pgbackrest
-        if archive is None or self._archive is None:
+        archive = self._backrest
+        if archive is None:
             return {"entrypoint": [patroni_argv[0]], "command": [patroni_argv[1]], "files": files}
         schedule = self._archive.schedule
         agent = pgbackrest.agent_command(archive, listen_host=settings.member.restapi.host,

@@ -264,3 +264,16 @@ def test_refuses_a_stack_without_the_ha_tier(stub, capsys):
     assert restore_pitr.run(parser.parse_args(["restore-pitr", "--stack", "dev", "--project", str(stub), "--to", START])) == 2
     assert "runs no Patroni cluster" in capsys.readouterr().err
     assert calls(stub) == []
+
+
+def test_the_layout_names_the_containers_the_program_deploys(offline):
+    """The command works out container names and hosts from the stack file alone: they must be
+    the ones `pulumi up` gives the members and etcd (the same rule in two places)."""
+    layout = restore_pitr.layout_from_stack("prod", None)
+    deployed = {r.inputs["name"]: r for r in offline("prod").resources if r.type.endswith("Container")}
+    hosts = {f"node{n}": f"ssh://deploy@node{n}.ceres.example.com" for n in (1, 2, 3)}
+    for container in (*layout.members, *layout.etcd):
+        assert container.name in deployed, f"{container.name} is not a container of the prod stack"
+        assert container.docker_host == hosts[container.host]
+        assert container.name.endswith(f"-{container.host}")
+    assert layout.scope == "ceres-prod" and layout.apps_docker_host == hosts["node1"]
