@@ -278,7 +278,7 @@ class HaCluster:
         config = self.root / "haproxy.cfg"
         config.write_text(haproxy_cfg(self.haproxy_settings))
         self.haproxy = self._spawn([binary("haproxy"), "-db", "-f", str(config)], open(self.root / "haproxy.log", "wb"))
-        self._wait_for_writes()
+        self._wait_for_routing()
 
     def _spawn(self, argv: list[str], log, env: dict[str, str] | None = None) -> subprocess.Popen:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
@@ -430,15 +430,38 @@ class HaCluster:
         finally:
             connection.close()
 
-    def _wait_for_writes(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
+    def in_service(self) -> dict[str, set[str]]:
+        """HAProxy's own view, from its stats CSV: the members each pool sends new connections to."""
+        url = f"http://127.0.0.1:{self.haproxy_settings.stats_port}/stats;csv"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            header, *rows = response.read().decode().splitlines()
+        columns = header.lstrip("# ").split(",")
+        pools: dict[str, set[str]] = {"postgres_primary": set(), "postgres_replicas": set()}
+        for row in rows:
+            entry = dict(zip(columns, row.split(",")))
+            if entry["pxname"] in pools and entry["svname"] in {m.name for m in self.members} and entry["status"].startswith("UP"):
+                pools[entry["pxname"]].add(entry["svname"])
+        return pools
+
+    def _wait_for_routing(self, timeout: float = 30) -> None:
+        """Until HAProxy sends the primary port to the leader alone, and writes get through.
+
+        HAProxy before 3.1 (no `init-state`) starts with every server in service until its first
+        check says otherwise: for that moment a new connection on the primary port can reach a
+        replica, and `on-marked-down shutdown-sessions` cuts it a fraction of a second later."""
+        deadline, pools = time.monotonic() + timeout, {}
         while time.monotonic() < deadline:
+            leader = self.wait_for_leader().name
             try:
-                self.through_haproxy("SELECT 1")
-                return
-            except PgError:
-                time.sleep(0.2)
-        raise AssertionError(f"HAProxy did not route to the leader within {timeout:.0f}s\n{self.logs()}")
+                pools = self.in_service()
+                if pools["postgres_primary"] == {leader} and leader not in pools["postgres_replicas"]:
+                    self.through_haproxy("SELECT 1")
+                    return
+            except (OSError, PgError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"HAProxy did not route the primary port to the leader alone within {timeout:.0f}s: "
+                             f"{pools}\n{self.logs()}")
 
     def write_load(self) -> WriteLoad:
         highest = int(self.through_haproxy("SELECT coalesce(max(id), 0) FROM load")[0])
