@@ -265,7 +265,7 @@ EDGES: tuple[Edge, ...] = (
     # observability
     _scrape("postgres_exporter", "postgres_exporter :9187", ("§7 Prometheus: PostgreSQL exporter",)),
     _scrape("redis_exporter", "redis_exporter :9121", ("§7 Prometheus: Redis exporter",)),
-    _scrape("cadvisor", "cAdvisor container metrics", ("§7 Prometheus: cAdvisor",)),
+    _scrape("cadvisor", "cAdvisor container and disk metrics, on every host", ("§7 Prometheus: cAdvisor",)),
     _scrape("loki", "Loki /metrics", ("matrix: Prometheus × Loki", "§7 Prometheus: Loki")),
     _scrape("keycloak", "Keycloak /metrics on its management port :9000"),
     _scrape("gitea", "Gitea /metrics with its metrics token (Bearer, from a secret file)"),

@@ -334,7 +334,7 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None, store_ke
             platform.add(Alloy(spec, apps, loki=loki, tail_containers="logs-containers" in edges,
                                other_hosts=[host for host in ha_hosts if host is not apps] if clustered else []))
     if on("cadvisor"):
-        platform.add(CAdvisor(spec, apps))
+        platform.add(CAdvisor(spec, apps, other_hosts=[host for host in ha_hosts if host is not apps] if clustered else []))
     # Prometheus scrapes the proxy that routes it: it gets its targets once the proxy is built.
     prometheus = None
     if on("prometheus"):

@@ -59,8 +59,31 @@ def test_every_service_with_metrics_is_scraped_over_a_network_prometheus_shares(
     jobs = prometheus_jobs(run)
     prometheus_networks = networks_of(run, "prometheus")
     for name, service in exposing.items():
-        assert jobs[name]["static_configs"] == [{"targets": [service.metrics_target]}], name
+        # cAdvisor's job also lists the other hosts' (the next test).
+        assert jobs[name]["static_configs"][0]["targets"][0] == service.metrics_target, name
+        assert name == "cadvisor" or jobs[name]["static_configs"] == [{"targets": [service.metrics_target]}], name
         assert networks_of(run, service.container.container._name) & prometheus_networks, f"{name}: no network shared with Prometheus"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_host_that_runs_containers_has_a_cadvisor_prometheus_scrapes(stack):
+    run, _ = built(stack)
+    containers = [c for c in of_type(run, "Container") if c.inputs.get("restart") != "no"]
+    cadvisors = {c.provider: c for c in containers if c.name.startswith("cadvisor")}
+    assert set(cadvisors) == {c.provider for c in containers}, "a host runs containers no cAdvisor watches"
+    targets = prometheus_jobs(run)["cadvisor"]["static_configs"][0]["targets"]
+    assert len(targets) == len(cadvisors)
+    for cadvisor in cadvisors.values():
+        listen = [a.split("=", 1)[1] for a in cadvisor.inputs["command"] if a.startswith("--listen_ip=")]
+        if cadvisor.name == "cadvisor":
+            assert not listen and "cadvisor:8080" in targets
+            continue
+        # Another host's: on its network, answering on its private address only, where Prometheus
+        # (on the apps host) reaches it; nothing published.
+        assert cadvisor.inputs["networkMode"] == "host" and not cadvisor.inputs.get("ports")
+        assert listen and listen[0].startswith("10.0.0.") and f"{listen[0]}:8080" in targets
+        assert f"http://{listen[0]}:8080/healthz" in cadvisor.inputs["healthcheck"]["tests"]
+    assert len(cadvisors) == (3 if stack == "prod" else 1)
 
 
 def test_switching_a_scrape_edge_off_leaves_the_service_unscraped_and_off_the_monitoring_network():
