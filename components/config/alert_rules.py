@@ -6,7 +6,8 @@ case for every alert). Only PromQL that Prometheus 2.42 (Debian's promtool) and 
 image) read the same way.
 
 Metric sources, checked upstream: cAdvisor (`container_*`, root cgroup `id="/"` for the host's
-filesystem), postgres_exporter (`pg_up`, `pg_stat_activity_count`, `pg_settings_max_connections`),
+filesystem, `machine_cpu_cores` and `machine_memory_bytes` from its machine collector, which
+`--enable_metrics` does not filter), postgres_exporter (`pg_up`, `pg_stat_activity_count`, `pg_settings_max_connections`),
 redis_exporter (`redis_up`), Uptime Kuma 1.23 server/prometheus.js (`monitor_status`: 1 up,
 0 down, 2 pending, 3 maintenance; `monitor_cert_days_remaining`; labels `monitor_name`,
 `monitor_type`, `monitor_url`, `monitor_hostname`, `monitor_port`), Patroni 4 `/metrics`
@@ -45,11 +46,11 @@ _DURATION = re.compile(r"^(?=\d)(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(
 _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 
 # Fields of AlertRuleSettings by kind, so each is validated the same way.
-_DURATIONS = ("instance_down_for", "container_restart_window", "disk_for", "disk_fill_window", "disk_full_horizon",
+_DURATIONS = ("instance_down_for", "container_restart_window", "host_cpu_for", "host_memory_for", "disk_for", "disk_fill_window", "disk_full_horizon",
               "postgres_down_for", "postgres_connections_for", "replication_lag_for", "redis_down_for",
               "monitor_down_for", "backup_max_age", "pitr_backup_max_age", "pitr_repository_down_for",
               "wal_archive_failing_for")
-_FRACTIONS = ("disk_usage_warning", "disk_usage_critical", "postgres_connections_fraction")
+_FRACTIONS = ("host_cpu_fraction", "host_memory_fraction", "disk_usage_warning", "disk_usage_critical", "postgres_connections_fraction")
 _COUNTS = ("container_restarts", "replication_lag_bytes", "cert_warning_days", "cert_critical_days")
 
 # Where to look for a service's container on its Docker host (components/container.py labels it).
@@ -90,6 +91,12 @@ class AlertRuleSettings:
     # More restarts than this within the window: a crash loop, not a deploy.
     container_restarts: int = 2
     container_restart_window: str = "15m"
+    # The containers together, against what the host has (cAdvisor's machine_* metrics): a host
+    # this busy for this long answers slowly, and a failover onto it would make it worse.
+    host_cpu_fraction: float = 0.9
+    host_cpu_for: str = "15m"
+    host_memory_fraction: float = 0.9
+    host_memory_for: str = "10m"
     disk_usage_warning: float = 0.85
     disk_usage_critical: float = 0.95
     disk_for: str = "15m"
@@ -210,6 +217,30 @@ def _containers(s: AlertRuleSettings) -> list[Alert]:
             "The kernel killed a process of {{ $labels.name }} ({{ $labels.image }}) for exceeding its memory limit.",
             "`docker stats --no-stream {{ $labels.name }}` against its limit; raise the service's memory in "
             "stacks/tiers.py, or find what grew (`docker logs {{ $labels.name }}`).",
+        ),
+        Alert(
+            "HostCpuHigh",
+            f'sum by (instance) (rate(container_cpu_usage_seconds_total{{name!=""}}[5m])) '
+            f"/ on (instance) max by (instance) (machine_cpu_cores) > {_number(s.host_cpu_fraction)}",
+            "warning",
+            "CPU of {{ $labels.instance }} is {{ $value | humanizePercentage }} busy",
+            "The containers on the Docker host behind {{ $labels.instance }} have used over "
+            f"{_number(s.host_cpu_fraction * 100)}% of its CPUs for {s.host_cpu_for}.",
+            "Which container: Grafana's CERES containers dashboard, or `docker stats --no-stream` on the host; "
+            "a crash-looping or runaway service is the usual cause, steady growth means the host needs more CPUs.",
+            s.host_cpu_for,
+        ),
+        Alert(
+            "HostMemoryHigh",
+            f'sum by (instance) (container_memory_working_set_bytes{{name!=""}}) '
+            f"/ on (instance) max by (instance) (machine_memory_bytes) > {_number(s.host_memory_fraction)}",
+            "warning",
+            "Memory of {{ $labels.instance }} is {{ $value | humanizePercentage }} used",
+            "The containers on the Docker host behind {{ $labels.instance }} hold over "
+            f"{_number(s.host_memory_fraction * 100)}% of its memory: the kernel starts killing processes next.",
+            "`docker stats --no-stream` on the host against each service's limit (stacks/tiers.py); lower a "
+            "limit that is larger than the service needs, or give the host more memory.",
+            s.host_memory_for,
         ),
         Alert(
             "HostDiskUsageHigh", warning_band, "warning",

@@ -42,6 +42,8 @@ GITEA_UP = 'up{job="gitea", instance="gitea:3000"}'
 CONTAINER = 'name="ceres-dev-gitea", image="gitea/gitea:1.24.6", id="/system.slice/docker-abc.scope", instance="cadvisor:8080", job="cadvisor"'
 CONTAINER_LABELS = {"name": "ceres-dev-gitea", "image": "gitea/gitea:1.24.6", "id": "/system.slice/docker-abc.scope",
                     "instance": "cadvisor:8080", "job": "cadvisor"}
+OTHER_CONTAINER = CONTAINER.replace("gitea", "keycloak").replace("docker-abc", "docker-def")
+MACHINE = 'boot_id="b1", machine_id="m1", system_uuid="u1", instance="cadvisor:8080", job="cadvisor"'
 ROOT_FS = 'id="/", device="/dev/sda1", instance="cadvisor:8080", job="cadvisor"'
 ROOT_FS_LABELS = {"id": "/", "device": "/dev/sda1", "instance": "cadvisor:8080", "job": "cadvisor"}
 PG = 'instance="postgres-exporter:9187", job="postgres_exporter"'
@@ -117,6 +119,27 @@ CASES: dict[str, tuple[Firing, Silent]] = {
     "ContainerOutOfMemory": (
         Firing([series(f"container_oom_events_total{{{CONTAINER}}}", "0 0 1 1 1")], "4m", CONTAINER_LABELS),
         Silent([series(f"container_oom_events_total{{{CONTAINER}}}", "0x10")], "10m"),
+    ),
+    "HostCpuHigh": (
+        # 1 and 0.9 CPU-seconds a second on a 2-core host: 95%.
+        Firing([series(f"container_cpu_usage_seconds_total{{{CONTAINER}}}", "0+60x30"),
+                series(f'container_cpu_usage_seconds_total{{{OTHER_CONTAINER}}}', "0+54x30"),
+                series(f"machine_cpu_cores{{{MACHINE}}}", "2x30")], "20m", {"instance": "cadvisor:8080"},
+               shown={"humanizePercentage": "95%"}),
+        # Half the CPUs; the root cgroup (name="", the whole host) is not summed on top.
+        Silent([series(f"container_cpu_usage_seconds_total{{{CONTAINER}}}", "0+30x30"),
+                series(f"container_cpu_usage_seconds_total{{{OTHER_CONTAINER}}}", "0+30x30"),
+                series(f'container_cpu_usage_seconds_total{{name="", {ROOT_FS}}}', "0+120x30"),
+                series(f"machine_cpu_cores{{{MACHINE}}}", "2x30")], "20m"),
+    ),
+    "HostMemoryHigh": (
+        Firing([series(f"container_memory_working_set_bytes{{{CONTAINER}}}", f"{600 * MIB}x15"),
+                series(f"container_memory_working_set_bytes{{{OTHER_CONTAINER}}}", f"{340 * MIB}x15"),
+                series(f"machine_memory_bytes{{{MACHINE}}}", f"{1000 * MIB}x15")], "11m", {"instance": "cadvisor:8080"},
+               shown={"humanizePercentage": "94%"}),
+        # 94% for 9 of the 10 minutes `for` asks, then 50%.
+        Silent([series(f"container_memory_working_set_bytes{{{CONTAINER}}}", f"{940 * MIB}x8 {500 * MIB}x6"),
+                series(f"machine_memory_bytes{{{MACHINE}}}", f"{1000 * MIB}x15")], "11m"),
     ),
     "HostDiskUsageHigh": (
         Firing([series(f"container_fs_usage_bytes{{{ROOT_FS}}}", "90x20"),
@@ -341,7 +364,8 @@ def test_the_uptime_kuma_alert_keeps_the_label_names_kuma_exports() -> None:
      {"ContainerRestarting", "PostgresDown", "RedisDown", "UptimeKumaMonitorDown", "PostgresReplicationLag",
       "BackupTooOld"}),
     (AlertRuleSettings(jobs=ALL_JOBS - {"redis_exporter"}), {"RedisDown"}),
-    (AlertRuleSettings(jobs=ALL_JOBS - {"cadvisor"}), {"ContainerRestarting", "ContainerOutOfMemory", "HostDiskFillingUp"}),
+    (AlertRuleSettings(jobs=ALL_JOBS - {"cadvisor"}), {"ContainerRestarting", "ContainerOutOfMemory", "HostCpuHigh",
+                                                        "HostMemoryHigh", "HostDiskFillingUp"}),
     (AlertRuleSettings(jobs=ALL_JOBS - {"uptime_kuma"}), {"UptimeKumaMonitorDown", "CertificateExpiring"}),
     (AlertRuleSettings(jobs=ALL_JOBS, ha=False), {"PostgresReplicationLag"}),
     (AlertRuleSettings(jobs=ALL_JOBS, backup=False), {"BackupTooOld", "BackupMetricMissing"}),
@@ -372,6 +396,8 @@ def test_thresholds_reach_the_expressions() -> None:
     ({"backup_max_age": "0h"}, "backup_max_age"),
     ({"disk_full_horizon": "1d2"}, "disk_full_horizon"),
     ({"disk_usage_warning": 1.0}, "disk_usage_warning"),
+    ({"host_cpu_fraction": 90}, "host_cpu_fraction"),
+    ({"host_memory_for": "ten minutes"}, "host_memory_for"),
     ({"postgres_connections_fraction": 0}, "postgres_connections_fraction"),
     ({"disk_usage_critical": 0.8}, "disk_usage_critical"),
     ({"cert_critical_days": 20}, "cert_critical_days"),
