@@ -54,6 +54,8 @@ class Recorded:
     inputs: dict[str, Any]
     secret_outputs: list[str]
     state: dict[str, Any] = field(repr=False, default_factory=dict)
+    # Which inputs carry which resources' outputs (a delete-before-replace cascades along these).
+    property_dependencies: dict[str, list[str]] = field(repr=False, default_factory=dict)
 
 
 def _mask_secrets(value: Any) -> Any:
@@ -139,6 +141,7 @@ class RecordingMonitor(mocks.MockMonitor):
             inputs=_mask_secrets(raw_inputs),
             secret_outputs=secret_outputs,
             state=state,
+            property_dependencies={key: sorted(deps.urns) for key, deps in request.propertyDependencies.items()},
         ))
         body = _sync_await(rpc.serialize_properties(state, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id if request.custom else "", object=body)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from components.config.pgbackrest import AGENT_PATH, CONFIG_PATH, PgBackRestSettings, check
+from components.config.postgres import STOP_GRACE_SECONDS
 from components.config.pitr_restore import RECOVERY_TIMEOUT_SECONDS, REINITIALISE_REQUEST, REQUESTS_DIR, RESTORE_REQUEST
 from components.config.backup import KEEP_RUNNING, RESTORE_LABEL
 
@@ -42,7 +43,6 @@ ETCDCTL = "/usr/local/bin/etcdctl"
 LEADER_TIMEOUT = RECOVERY_TIMEOUT_SECONDS + 1800
 REPLICA_TIMEOUT = 3600
 SEAL_TIMEOUT = 600
-STOP_GRACE_SECONDS = 120
 POLL_SECONDS = 5.0
 IS_PRIMARY = "select pg_is_in_recovery()"
 IS_STREAMING_REPLICA = ("select pg_is_in_recovery() and exists"

@@ -38,6 +38,9 @@ def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck
     return Healthcheck(commands[tool], **timing)
 
 
+# Most services stop within seconds; PostgreSQL gets longer (config.postgres.STOP_GRACE_SECONDS).
+DEFAULT_STOP_GRACE_SECONDS = 30
+
 # On the containers a restore goes through (the data tier and the backup): the others stop first.
 KEEP_RUNNING_ON_RESTORE = {RESTORE_LABEL: KEEP_RUNNING}
 
@@ -76,6 +79,11 @@ class ServiceContainer:
     network), and `capabilities` only for Keepalived, which moves the virtual IP;
     `devices` and `privileged` only for host agents such as cAdvisor; `edge_address` only for the
     proxy, whose fixed address on the edge network the apps trust.
+
+    `stop_grace_seconds`: how long a stop waits for the service to shut down cleanly (its image's
+    stop signal first) before Docker kills it, both for `docker stop` and when Pulumi replaces or
+    destroys the container: without it the Docker provider force-removes (SIGKILL), so every
+    replacement would crash a database instead of stopping it.
     """
 
     def __init__(
@@ -109,6 +117,7 @@ class ServiceContainer:
         aliases: Sequence[str] = (),
         depends_on: Sequence[pulumi.Resource] = (),
         wait_timeout: int = 300,
+        stop_grace_seconds: int = DEFAULT_STOP_GRACE_SECONDS,
     ):
         if host_network and networks:
             raise ValueError(f"{service}: a container on the host's network joins no Docker network")
@@ -178,6 +187,8 @@ class ServiceContainer:
             memory=spec.memory_mb,
             wait=True,
             wait_timeout=wait_timeout,
+            stop_timeout=stop_grace_seconds,
+            destroy_grace_seconds=stop_grace_seconds,
             labels=[
                 docker.ContainerLabelArgs(label="io.ceres.service", value=service),
                 docker.ContainerLabelArgs(label="io.ceres.stack", value=pulumi.get_stack()),

@@ -11,6 +11,9 @@ import shlex
 from dataclasses import dataclass
 
 POSTGRES_PORT = 5432
+# A PostgreSQL shutdown writes a checkpoint of everything dirty in shared_buffers, and a Patroni
+# leader hands over its leader key; killed instead, the next start runs crash recovery.
+STOP_GRACE_SECONDS = 120
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Names that mean something else to PostgreSQL or pg_hba.conf: a consumer called `postgres` would

@@ -13,7 +13,7 @@ from components.base import Service
 from components.bootstrap import ContainerScript
 from components.config import chat_relay
 from components.config import nextcloud as config
-from components.container import Healthcheck, ServiceContainer, SharedVolume, http_check
+from components.container import DEFAULT_STOP_GRACE_SECONDS, Healthcheck, ServiceContainer, SharedVolume, http_check
 from components.docker_host import DockerHostComponent
 from components.integrations.cache import CacheEdge
 from components.integrations.chat import ChatWebhookEdge
@@ -307,6 +307,9 @@ class Nextcloud(Service):
             restart="unless-stopped",
             memory=memory_mb,
             wait=True,
+            # A background job gets as long to finish as every other service (see ServiceContainer).
+            stop_timeout=DEFAULT_STOP_GRACE_SECONDS,
+            destroy_grace_seconds=DEFAULT_STOP_GRACE_SECONDS,
             labels=[
                 docker.ContainerLabelArgs(label="io.ceres.service", value="nextcloud"),
                 docker.ContainerLabelArgs(label="io.ceres.stack", value=pulumi.get_stack()),

@@ -112,6 +112,7 @@ class PostgreSQL(DatabaseLogins, Service):
                 f"{CONFIG_DIR}/pg_hba.conf": config.pg_hba_conf(settings),
             },
             healthcheck=Healthcheck(["CMD", "pg_isready", "-U", "postgres", "-d", "postgres"]),
+            stop_grace_seconds=config.STOP_GRACE_SECONDS,
         )
         self.host_name = "postgres"
         self._provision_logins(partial(self._provision, host), consumers, monitoring=monitoring, backup=backup)

@@ -62,6 +62,10 @@ def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
         f" {{print \"pgBackRest \" w[2] \" predates PostgreSQL 17 (2.{PGBACKREST_MINOR_FOR_PG17}+ needed)\"; exit 1}}}}'",
         f"RUN python3 -m venv {PATRONI_VENV} \\",
         f" && {PATRONI_VENV}/bin/pip install --no-cache-dir 'patroni[etcd3,psycopg3]=={patroni_version}'",
+        # The postgres image's own, said here because the member relies on it: on SIGINT Patroni
+        # stops PostgreSQL cleanly and hands its leader key over (tests/components/config/
+        # test_patroni_failover_real.py), within the container's stop grace.
+        "STOPSIGNAL SIGINT",
         "",
     ])
 
@@ -161,7 +165,12 @@ class PostgresCluster(DatabaseLogins, Service):
         self.members: list[tuple[str, str]] = [(h.host.name, h.host.address) for h in patroni_hosts]
         self.metrics_targets = [f"{address}:{patroni.RESTAPI_PORT}" for _, address in self.members]
         self.agent_targets = [f"{address}:{pgbackrest.AGENT_PORT}" for _, address in self.members] if archive else []
-        self.member_containers = [self._patroni(h, etcd) for h in patroni_hosts]
+        # One member after the other, each once it is ready: a change every member shares (patroni.yml,
+        # the image) then replaces them one at a time, never the whole cluster at once.
+        self.member_containers: list[ServiceContainer] = []
+        for host in patroni_hosts:
+            previous = [self.member_containers[-1].container] if self.member_containers else []
+            self.member_containers.append(self._patroni(host, [*(e.container for e in etcd), *previous]))
         self._candidates = [MemberContainer(h.host.url, c.name) for h, c in zip(patroni_hosts, self.member_containers)]
         HaEdge("ha-postgres", self, "patroni", members=[f"{address}:{patroni.POSTGRES_PORT}" for _, address in self.members])
         if archive is not None:
@@ -196,7 +205,7 @@ class PostgresCluster(DatabaseLogins, Service):
             healthcheck=Healthcheck(["CMD", "/usr/local/bin/etcdctl", "endpoint", "health"], start_period="60s"),
         )
 
-    def _patroni(self, host: DockerHostComponent, etcd: Sequence[ServiceContainer]) -> ServiceContainer:
+    def _patroni(self, host: DockerHostComponent, after: Sequence[pulumi.Resource]) -> ServiceContainer:
         name, address = host.host.name, host.host.address
         postgres_spec = self._spec.services.postgres
         settings = patroni.PatroniSettings(
@@ -234,12 +243,14 @@ class PostgresCluster(DatabaseLogins, Service):
             envs=self._secrets,
             volumes={f"patroni-{name}-data": "/var/lib/postgresql/data"},
             # The image has no HTTP client: the host's probe busybox asks Patroni's REST API, which
-            # answers 200 on /health while PostgreSQL runs (leader or replica). A replica copies the
-            # leader's data first, hence the long start period.
+            # answers 200 on /readiness on the leader, and on a replica once it streams and is
+            # within maximum_lag_on_failover (Patroni 4): only then is the next member replaced.
+            # A replica copies the leader's data first, hence the long start period.
             # The API listens only on the member's own address (host network: never every interface).
-            healthcheck=http_check(f"http://{address}:{patroni.RESTAPI_PORT}/health", tool="probe", start_period="180s"),
-            depends_on=[e.container for e in etcd],
+            healthcheck=http_check(f"http://{address}:{patroni.RESTAPI_PORT}/readiness", tool="probe", start_period="180s"),
+            depends_on=after,
             wait_timeout=900,
+            stop_grace_seconds=config.STOP_GRACE_SECONDS,
         )
 
     def _backrest_settings(self, archive: Archive | None) -> pgbackrest.PgBackRestSettings | None:

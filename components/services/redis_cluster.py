@@ -67,9 +67,17 @@ class RedisCluster(Service):
         self.haproxy_check_password = self._passwords[ha.HAPROXY_USER]
         self.host_name = spec.ha.virtual_ip
         self.port = haproxy_redis.REDIS_PRIMARY_PORT
-        first = _Member(self, spec, members[0], 0, primary_node=None)
-        self.members = [first, *(_Member(self, spec, host, index, primary_node=first.data_node.container)
-                                   for index, host in enumerate(members) if index > 0)]
+        # One member after the other, each once it runs: a change every member shares (redis.conf,
+        # the image) then replaces one data node and one Sentinel at a time, so a primary and a
+        # Sentinel quorum stay up throughout.
+        self.members: list[_Member] = []
+        for index, host in enumerate(members):
+            previous = self.members[-1] if self.members else None
+            self.members.append(_Member(
+                self, spec, host, index,
+                primary_node=self.members[0].data_node.container if previous else None,
+                after=previous.sentinel.container if previous else None,
+            ))
         HaEdge("ha-redis", self, "redis_sentinel", members=[f"{node.host}:{node.port}" for node in self.nodes])
         self.register_outputs({"consumers": list(consumers), "monitoring": monitoring,
                                "nodes": [f"{n.host}:{n.port}" for n in self.nodes],
@@ -115,8 +123,9 @@ class _Member(pulumi.ComponentResource):
     """One HA host's data node and Sentinel; everything under it deploys to that host."""
 
     def __init__(self, cluster: RedisCluster, spec: StackSpec, host: DockerHostComponent, index: int,
-                 primary_node: pulumi.Resource | None):
-        """`primary_node`: the first primary's data node (None on the member that runs it)."""
+                 primary_node: pulumi.Resource | None, after: pulumi.Resource | None):
+        """`primary_node`: the first primary's data node (None on the member that runs it);
+        `after`: the previous member's Sentinel, which this member's data node waits for."""
         name = f"redis-{host.host.name}"
         super().__init__("ceres:services:RedisMember", name, None,
                          pulumi.ResourceOptions(parent=cluster, provider=host.provider))
@@ -139,6 +148,7 @@ class _Member(pulumi.ComponentResource):
                     ha.replication_secret_conf),
             },
             healthcheck=_ping(config.HEALTHCHECK_USER, config.PORT),
+            depends_on=[after] if after is not None else [],
         )
         sentinel = ha.SentinelSettings(primary=primary, announce=cluster.sentinels[index])
         self.sentinel = ServiceContainer(
@@ -155,7 +165,8 @@ class _Member(pulumi.ComponentResource):
             secret_files={ha.SENTINEL_SECRET_FILE: cluster._secret_text(lambda p: ha.sentinel_secret_conf(sentinel, p))},
             # The client user may PING (go-redis does before its lookups); the default user is off.
             healthcheck=_ping(ha.SENTINEL_CLIENT_USER, ha.SENTINEL_PORT),
-            # Sentinel logs in on the first primary to learn the replicas and its peers.
-            depends_on=[self.data_node.container if primary_node is None else primary_node],
+            # Sentinel logs in on the first primary to learn the replicas and its peers; after its
+            # own member's data node, to keep the members in order.
+            depends_on=[self.data_node.container, *([primary_node] if primary_node is not None else [])],
         )
         self.register_outputs({"node": f"{node.host}:{node.port}"})

@@ -336,6 +336,23 @@ class HaCluster:
         member.process.wait(timeout=10)
         return moment
 
+    def stop_gracefully(self, member: Member, grace: float = 120) -> float:
+        """SIGINT to the member's Patroni, and wait for it to exit (it stops PostgreSQL first)."""
+        assert member.process is not None
+        moment = time.monotonic()
+        member.process.send_signal(signal.SIGINT)
+        member.process.wait(timeout=grace)
+        return moment
+
+    def cluster_state(self, member: Member) -> str:
+        """pg_controldata's "Database cluster state" of a stopped member: `shut down` after a
+        clean stop, `in production` after a crash (the next start runs crash recovery)."""
+        result = subprocess.run(as_postgres([str(Path(self.bindir) / "pg_controldata"), member.settings.data_dir]),
+                                capture_output=True, text=True, timeout=30, env={"LC_ALL": "C", "PATH": os.environ["PATH"]})
+        assert result.returncode == 0, result.stderr
+        return next(line.split(":", 1)[1].strip() for line in result.stdout.splitlines()
+                    if line.startswith("Database cluster state"))
+
     # --- REST ------------------------------------------------------------------------------------
 
     def rest(self, member: Member, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -481,18 +498,30 @@ class FailoverResult:
     outage: float
     lost: list[int]
     new_leader: str
+    # How the old leader's PostgreSQL was left (`cluster_state`), before it is started again.
+    old_leader_state: str
 
 
 def crash_leader_under_load(cluster: HaCluster, *, warmup: float = 2.0) -> FailoverResult:
     """Kill the leader (postgres and Patroni) under a steady write load; measure the outage and
     check every acknowledged id is on the new leader. The killed member is restarted afterwards
     and rejoins as a replica (pg_rewind if needed) so the next run starts from 3 healthy members."""
+    return _leader_gone_under_load(cluster, cluster.crash, warmup)
+
+
+def stop_leader_under_load(cluster: HaCluster, *, warmup: float = 2.0) -> FailoverResult:
+    """Stop the leader as `docker stop` (or a replacement with a stop grace) does, under load:
+    SIGINT, the postgres image's STOPSIGNAL, to Patroni, which the member image runs as PID 1."""
+    return _leader_gone_under_load(cluster, cluster.stop_gracefully, warmup)
+
+
+def _leader_gone_under_load(cluster: HaCluster, take_down: Callable[[Member], float], warmup: float) -> FailoverResult:
     leader = cluster.wait_for_leader()
     load = cluster.write_load()
     load.start()
     try:
         time.sleep(warmup)
-        moment = cluster.crash(leader)
+        moment = take_down(leader)
         load.wait_for_acks_after(moment, count=20, timeout=cluster.ttl + 20)
     finally:
         load.stop()
@@ -502,7 +531,8 @@ def crash_leader_under_load(cluster: HaCluster, *, warmup: float = 2.0) -> Failo
     # The longest stretch without an acknowledgement, not the first write after the crash: a
     # backend of the killed postmaster (and its walsender) can still commit a write or two before
     # it notices, most often on a loaded machine.
-    result = FailoverResult(longest_gap(load, moment), sorted(acked - present), new_leader.name)
+    result = FailoverResult(longest_gap(load, moment), sorted(acked - present), new_leader.name,
+                            cluster.cluster_state(leader))
     cluster.start_member(leader)
     cluster.wait_until_healthy()
     return result

@@ -14,6 +14,8 @@ from pulumi.runtime import settings
 
 from cli.offline import OfflineEngine, SECRET_MARK
 from components.catalog import EDGES_BY_ID, GROUP_ENDPOINTS
+from components.config import postgres as pg_config
+from components.container import DEFAULT_STOP_GRACE_SECONDS
 from stacks.platform import BUILDABLE_EDGES, planned_edges
 from tests.conftest import stack_config
 from tests.support import assert_no_plain_secrets, by_name, of_type
@@ -65,6 +67,19 @@ def test_only_the_proxy_publishes_ports(offline):
                 assert [(p["internal"], p["external"], p["ip"]) for p in container.inputs["ports"]] == [(3100, 3100, "10.0.0.11")]
             elif container.name != "caddy":
                 assert not container.inputs.get("ports"), f"{stack}: {container.name} publishes ports"
+
+
+def test_every_container_is_stopped_with_a_grace_period_never_force_removed(offline):
+    """Without destroy_grace_seconds the Docker provider force-removes a container it replaces or
+    destroys (SIGKILL); PostgreSQL then runs crash recovery and a Patroni leader's key must expire."""
+    for stack in ("dev", "prod"):
+        for container in containers(offline(stack)):
+            if container.inputs.get("attach"):
+                continue  # a one-shot chore (volume fill), done before anything uses it
+            grace = container.inputs.get("destroyGraceSeconds")
+            assert grace and grace == container.inputs.get("stopTimeout"), f"{stack}: {container.name}"
+            postgres = container.name == "postgres" or container.name.startswith("patroni-")
+            assert grace == (pg_config.STOP_GRACE_SECONDS if postgres else DEFAULT_STOP_GRACE_SECONDS), container.name
 
 
 def test_data_network_is_internal_and_postgres_is_only_on_it(offline):

@@ -7,7 +7,10 @@ through HAProxy's primary port, as an ordinary consumer role:
 - a hard crash of the leader (SIGKILL of its postgres and its Patroni) fails over within the targets
   of issue 9 (ttl + 3 s at most for a single run; the median over 5+ runs is the benchmark's job),
   through the same HAProxy endpoint, and no acknowledged write is lost (synchronous mode);
-- a planned switchover through Patroni's authenticated REST API stops writes for under 2 s.
+- a planned switchover through Patroni's authenticated REST API stops writes for under 2 s;
+- stopping the leader as Docker does when a container is stopped or replaced with a grace period
+  (the image's SIGINT to Patroni) shuts PostgreSQL down cleanly and hands the leader key over:
+  the next leader takes writes sooner than a crash's failover ever could.
 
 One cluster for the module (about 1.5 minutes in all), stopped in teardown even on failure.
 """
@@ -24,6 +27,7 @@ from tests.components.ha_cluster import (
     HaCluster,
     PgError,
     crash_leader_under_load,
+    stop_leader_under_load,
     switchover_under_load,
 )
 from tests.components.real_processes import started
@@ -81,9 +85,26 @@ def test_leader_crash_under_load_fails_over_through_the_same_endpoint_without_lo
     result = crash_leader_under_load(cluster)
     assert result.new_leader != old_leader
     assert result.lost == [], f"acknowledged writes missing on the new leader: {result.lost[:20]}"
+    assert result.old_leader_state == "in production"  # crash recovery on its next start
     # The lease cannot expire sooner than ttl - loop_wait after the crash; promotion and HAProxy's
     # check are the only overhead allowed on top of ttl.
     timings = cluster.members[0].settings.timings
     assert timings.ttl - timings.loop_wait - 0.5 <= result.outage <= timings.ttl + 3, (
         f"failover took {result.outage:.2f}s with ttl={timings.ttl}\n{cluster.logs()}"
+    )
+
+
+def test_stopping_the_leader_as_docker_does_shuts_it_down_cleanly_and_hands_over_sooner_than_a_crash(
+    cluster: HaCluster,
+) -> None:
+    old_leader = cluster.wait_for_leader().name
+    result = stop_leader_under_load(cluster)
+    assert result.new_leader != old_leader
+    assert result.lost == [], f"acknowledged writes missing on the new leader: {result.lost[:20]}"
+    # No crash recovery on its next start (a force-removed container would leave "in production").
+    assert result.old_leader_state == "shut down"
+    # A crash's failover waits for the lease: never sooner than ttl - loop_wait.
+    timings = cluster.members[0].settings.timings
+    assert result.outage < timings.ttl - timings.loop_wait - 0.5, (
+        f"writes stopped for {result.outage:.2f}s: the leader key was not handed over\n{cluster.logs()}"
     )

@@ -123,7 +123,8 @@ def test_healthchecks_are_what_the_images_can_run(run):
         assert "http://127.0.0.1:2379" in next(a for a in etcd.inputs["command"] if a.startswith("--listen-client-urls="))
         member = by_name(run, f"patroni-{host}", "Container")
         # The REST API listens only on the member's own address.
-        assert member.inputs["healthcheck"]["tests"] == ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", f"http://{address}:8008/health"]
+        # Ready: the leader, or a replica that streams and has caught up (what the next member waits for).
+        assert member.inputs["healthcheck"]["tests"] == ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", f"http://{address}:8008/readiness"]
         assert "/ceres-probe" in [v["containerPath"] for v in member.inputs["volumes"]]
 
 
@@ -176,6 +177,21 @@ def test_patroni_waits_for_every_etcd_member_and_provisioning_for_every_patroni_
         assert etcd <= set(by_name(run, f"patroni-{host}", "Container").dependencies)
     for step in STEPS:
         assert members <= set(by_name(run, step, "Command").dependencies)
+
+
+def test_members_follow_one_another_so_a_shared_change_replaces_one_at_a_time(run):
+    """Pulumi registers a resource only once everything it depends on is done (its URN resolves
+    when the engine finishes the step): member n+1 is created, or replaced, only after member n
+    is ready again. Only depends_on, no input of the previous member: so replacing one (delete
+    before replace) never cascades into replacing the next."""
+    members = [by_name(run, f"patroni-{host}", "Container") for host in HOSTS]
+    for previous, member in zip(members, members[1:]):
+        assert previous.urn in member.dependencies
+        assert all(previous.urn not in deps for deps in member.property_dependencies.values())
+    assert not any(m.urn in members[0].dependencies for m in members[1:])
+    for member in members:
+        # Stopped as PostgreSQL needs (a checkpoint, the leader key handed over), never force-removed.
+        assert member.inputs["destroyGraceSeconds"] == member.inputs["stopTimeout"] == pg_config.STOP_GRACE_SECONDS
 
 
 def test_provisioning_tries_every_member_and_never_carries_a_password(run):

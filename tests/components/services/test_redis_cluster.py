@@ -107,6 +107,23 @@ def test_every_container_has_the_production_shape_on_the_host_network(built):
         assert unwrap(container.state)["envs"] == [f"REDISCLI_AUTH={password(run, user)}"]
 
 
+def test_members_follow_one_another_so_a_shared_change_replaces_one_at_a_time(built):
+    """Each member's data node waits for the previous member's Sentinel (Pulumi registers a
+    resource only once its dependencies are done), through depends_on alone, so replacing one
+    never cascades into the next: a primary and two Sentinels stay up while one member changes."""
+    run, _ = built
+    found = containers(run)
+    order = [(found[f"redis-{host}-data"], found[f"redis-{host}-sentinel"]) for host in HOSTS]
+    for (_, previous_sentinel), (data, sentinel) in zip(order, order[1:]):
+        assert previous_sentinel.urn in data.dependencies
+        assert data.urn in sentinel.dependencies
+        for resource in (data, sentinel):
+            assert all(previous_sentinel.urn not in deps for deps in resource.property_dependencies.values())
+    first_data, first_sentinel = order[0]
+    assert first_data.urn in first_sentinel.dependencies
+    assert not any(r.urn in first_data.dependencies for pair in order[1:] for r in pair)
+
+
 def test_data_nodes_run_the_rendered_config_from_their_volume(built):
     run, _ = built
     for host, address in HOSTS.items():
