@@ -96,9 +96,13 @@ class HAProxy(Service):
             extra_sections=(redis_section,) if redis_section is not None else (),
         ))
         envs = [pulumi.Output.concat(f"{PASSWORD_ENV}=", redis_check_password)] if redis_check_password is not None else []
-        self.instances = [
-            HAProxyInstance(
-                self, spec, host, cfg=cfg, envs=envs, after=after,
+        # The second instance after the first is up with its Keepalived: a changed haproxy.cfg
+        # replaces one while the other holds the virtual IP.
+        self.instances: list[HAProxyInstance] = []
+        for i, host in enumerate(pair):
+            previous = [self.instances[-1].keepalived.container] if self.instances else []
+            self.instances.append(HAProxyInstance(
+                self, spec, host, cfg=cfg, envs=envs, after=[*after, *previous],
                 keepalived=KeepalivedSettings(
                     interface=spec.ha.interface,
                     virtual_ip=f"{vip}/{spec.ha.virtual_ip_prefix}",
@@ -106,9 +110,7 @@ class HAProxy(Service):
                     unicast_peer=addresses[1 - i],
                     primary=i == 0,
                 ),
-            )
-            for i, host in enumerate(pair)
-        ]
+            ))
         self.vip_edge = HaEdge("ha-proxy-vip", self, "keepalived", members=addresses)
         self.register_outputs({
             "primaryEndpoint": self.primary_endpoint,

@@ -81,6 +81,19 @@ def test_two_instances_each_on_its_own_ha_host(pair):
     assert not [r for r in of_type(run, "Container") if r.provider == provider_of(run, "node3")]
 
 
+def test_the_second_instance_follows_the_first_so_one_always_holds_the_virtual_ip(pair):
+    """A changed haproxy.cfg replaces HAProxy on the second host only once the first runs again
+    with its Keepalived (depends_on alone: replacing one never cascades into the other)."""
+    run, _ = pair
+    first_host, second_host = INSTANCES
+    first_keepalived = by_name(run, f"keepalived-{first_host}", "Container")
+    second = by_name(run, f"haproxy-{second_host}", "Container")
+    assert first_keepalived.urn in second.dependencies
+    assert all(first_keepalived.urn not in deps for deps in second.property_dependencies.values())
+    second_instance = {by_name(run, f"{service}-{second_host}", "Container").urn for service in ("haproxy", "keepalived")}
+    assert not second_instance & set(by_name(run, f"haproxy-{first_host}", "Container").dependencies)
+
+
 def test_every_container_has_the_production_shape_on_the_host_network(pair):
     run, made = pair
     for host in INSTANCES:
