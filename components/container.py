@@ -80,10 +80,11 @@ class ServiceContainer:
     `devices` and `privileged` only for host agents such as cAdvisor; `edge_address` only for the
     proxy, whose fixed address on the edge network the apps trust.
 
-    `stop_grace_seconds`: how long a stop waits for the service to shut down cleanly (its image's
-    stop signal first) before Docker kills it, both for `docker stop` and when Pulumi replaces or
-    destroys the container: without it the Docker provider force-removes (SIGKILL), so every
-    replacement would crash a database instead of stopping it.
+    `stop_grace_seconds`: how long Pulumi, replacing or destroying the container, waits for the
+    service to shut down on its image's stop signal before Docker kills it: without it the Docker
+    provider force-removes (SIGKILL), so every replacement would crash a database instead of
+    stopping it. (Only that: Docker's own stop timeout would replace every existing container
+    once, killing each, as the provider forces a new container for it.)
     """
 
     def __init__(
@@ -187,7 +188,6 @@ class ServiceContainer:
             memory=spec.memory_mb,
             wait=True,
             wait_timeout=wait_timeout,
-            stop_timeout=stop_grace_seconds,
             destroy_grace_seconds=stop_grace_seconds,
             labels=[
                 docker.ContainerLabelArgs(label="io.ceres.service", value=service),

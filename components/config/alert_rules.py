@@ -237,7 +237,9 @@ def _containers(s: AlertRuleSettings) -> list[Alert]:
             "warning",
             "Memory of {{ $labels.instance }} is {{ $value | humanizePercentage }} used",
             "The containers on the Docker host behind {{ $labels.instance }} hold over "
-            f"{_number(s.host_memory_fraction * 100)}% of its memory: the kernel starts killing processes next.",
+            f"{_number(s.host_memory_fraction * 100)}% of its memory (working set: what they use, active "
+            "file cache included, which the kernel can still reclaim): their limits add up to more than the "
+            "host has, and it is close to running out.",
             "`docker stats --no-stream` on the host against each service's limit (stacks/tiers.py); lower a "
             "limit that is larger than the service needs, or give the host more memory.",
             s.host_memory_for,

@@ -32,6 +32,13 @@ SECRET_ENVIRONMENT = (
     "PATRONI_RESTAPI_PASSWORD",
 )
 RESTAPI_PORT = 8008
+# A replica further behind than this is never promoted (in synchronous mode only the synchronous
+# standby is a candidate anyway), nor counted ready.
+MAXIMUM_LAG_ON_FAILOVER = 1048576
+# A member is ready when Patroni's REST API answers 200 on one of these: it leads, or it runs as a
+# replica within MAXIMUM_LAG_ON_FAILOVER of the leader. (/readiness checks the lag only from
+# Patroni 4.1 on; before, a replica that merely runs is ready.)
+READY_PATHS = ("/primary", f"/replica?lag={MAXIMUM_LAG_ON_FAILOVER}")
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 
@@ -197,9 +204,7 @@ def patroni_config(settings: PatroniSettings) -> dict:
                 "ttl": timings.ttl,
                 "loop_wait": timings.loop_wait,
                 "retry_timeout": timings.retry_timeout,
-                # A replica more than 1 MiB behind is never promoted (in synchronous mode only the
-                # synchronous standby is a candidate anyway).
-                "maximum_lag_on_failover": 1048576,
+                "maximum_lag_on_failover": MAXIMUM_LAG_ON_FAILOVER,
                 "synchronous_mode": settings.synchronous_mode,
                 "synchronous_mode_strict": False,
                 "synchronous_node_count": 1,

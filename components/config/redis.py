@@ -87,7 +87,8 @@ def login_users(settings: RedisSettings) -> tuple[str, ...]:
 
 def _rules(settings: RedisSettings, user: str) -> tuple[str, ...]:
     if user == HEALTHCHECK_USER:
-        return (*_NOTHING, "+ping")
+        # INFO: an HA data node is healthy only as a primary or a linked replica (its role).
+        return (*_NOTHING, "+ping", "+info")
     if user == MONITOR_USER:
         return (*_NOTHING, *_MONITOR_COMMANDS)
     return _CONSUMER_RULES

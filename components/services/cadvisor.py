@@ -27,21 +27,18 @@ class CAdvisor(Service):
     HA members and listening only on the host's private address, where Prometheus scrapes the
     Patroni members too: the databases' disks are the ones that must not fill unnoticed."""
 
-    HTTP_PORT = HTTP_PORT
-
     def __init__(self, spec: StackSpec, host: DockerHostComponent, *, other_hosts: Sequence[DockerHostComponent] = (),
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("cadvisor", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.container = _cadvisor(self, "cadvisor", spec, host, listen_on=None)
         self.remote_targets: list[str] = []
-        self.remote: list[ServiceContainer] = []
         for other in other_hosts:
             address = other.host.address
             if address is None:
                 raise ValueError(f"cadvisor: host {other.host.name} has no `address` (its private IPv4, required in HA mode)")
             placed = pulumi.ComponentResource("ceres:services:CAdvisorOnHost", f"cadvisor-{other.host.name}", None,
                                               pulumi.ResourceOptions(parent=self, provider=other.provider))
-            self.remote.append(_cadvisor(placed, f"cadvisor-{other.host.name}", spec, other, listen_on=address))
+            _cadvisor(placed, f"cadvisor-{other.host.name}", spec, other, listen_on=address)
             self.remote_targets.append(f"{address}:{HTTP_PORT}")
         self.register_outputs({"metrics_target": self.metrics_target, "remote_targets": self.remote_targets})
 

@@ -308,7 +308,6 @@ class Nextcloud(Service):
             memory=memory_mb,
             wait=True,
             # A background job gets as long to finish as every other service (see ServiceContainer).
-            stop_timeout=DEFAULT_STOP_GRACE_SECONDS,
             destroy_grace_seconds=DEFAULT_STOP_GRACE_SECONDS,
             labels=[
                 docker.ContainerLabelArgs(label="io.ceres.service", value="nextcloud"),

@@ -24,8 +24,8 @@ from components.config import pgbackrest
 from components.config import postgres as config
 from components.config.pitr_restore import MemberEntrySettings, member_entry_script
 from components.config.haproxy import PRIMARY_PORT
-from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer, http_check
-from components.docker_host import DockerHostComponent
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer
+from components.docker_host import PROBE, DockerHostComponent
 from components.images import build_on_host, postgres_major
 from components.integrations.backup import BackupEdge
 from components.integrations.ha import HaEdge
@@ -60,12 +60,10 @@ def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
         f"RUN awk -v installed=\"$(pgbackrest version)\" 'BEGIN {{split(installed, w, \" \"); split(w[2], v, \".\");"
         f" if (v[1] < 2 || (v[1] == 2 && v[2] < {PGBACKREST_MINOR_FOR_PG17}))"
         f" {{print \"pgBackRest \" w[2] \" predates PostgreSQL 17 (2.{PGBACKREST_MINOR_FOR_PG17}+ needed)\"; exit 1}}}}'",
+        # The postgres image's STOPSIGNAL (SIGINT) stays: on it Patroni stops PostgreSQL cleanly and
+        # hands its leader key over (tests/components/config/test_patroni_failover_real.py).
         f"RUN python3 -m venv {PATRONI_VENV} \\",
         f" && {PATRONI_VENV}/bin/pip install --no-cache-dir 'patroni[etcd3,psycopg3]=={patroni_version}'",
-        # The postgres image's own, said here because the member relies on it: on SIGINT Patroni
-        # stops PostgreSQL cleanly and hands its leader key over (tests/components/config/
-        # test_patroni_failover_real.py), within the container's stop grace.
-        "STOPSIGNAL SIGINT",
         "",
     ])
 
@@ -242,12 +240,14 @@ class PostgresCluster(DatabaseLogins, Service):
             # the repository's passphrase and the bucket's keys from the same environment.
             envs=self._secrets,
             volumes={f"patroni-{name}-data": "/var/lib/postgresql/data"},
-            # The image has no HTTP client: the host's probe busybox asks Patroni's REST API, which
-            # answers 200 on /readiness on the leader, and on a replica once it streams and is
-            # within maximum_lag_on_failover (Patroni 4): only then is the next member replaced.
-            # A replica copies the leader's data first, hence the long start period.
-            # The API listens only on the member's own address (host network: never every interface).
-            healthcheck=http_check(f"http://{address}:{patroni.RESTAPI_PORT}/readiness", tool="probe", start_period="180s"),
+            # Ready when it leads or replicates within the failover lag (patroni.READY_PATHS): only
+            # then is the next member created or replaced. The image has no HTTP client: the host's
+            # probe busybox asks the REST API, which listens only on the member's own address
+            # (host network: never every interface). A replica copies the leader's data first,
+            # hence the long start period.
+            healthcheck=Healthcheck(["CMD-SHELL", " || ".join(
+                f"{PROBE} wget -q -O /dev/null 'http://{address}:{patroni.RESTAPI_PORT}{path}'" for path in patroni.READY_PATHS)],
+                start_period="180s"),
             depends_on=after,
             wait_timeout=900,
             stop_grace_seconds=config.STOP_GRACE_SECONDS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Mapping, Sequence
 
 import pulumi
@@ -72,13 +73,15 @@ class Prometheus(Service):
         rules = alert_rules.prometheus_rules(alert_rules.AlertRuleSettings(
             jobs=jobs, ha="patroni" in jobs, backup="backup" in jobs, point_in_time="pgbackrest" in jobs,
             pitr_backup_max_age=f"{2 * spec.backup.point_in_time.diff_every_hours}h"))
+        # Targets on other hosts (the HA members, their cAdvisors) are named by address: the data
+        # network is the one that leaves this host.
+        other_hosts = any(_is_address(target) for job in settings.jobs for target in job.targets)
         self.container = ServiceContainer(
             self,
             "prometheus",
             spec=spec.services.prometheus,
             host=host,
-            # The HA members are on other hosts: the data network is the one that leaves this host.
-            networks=[host.monitoring_network, *([host.data_network] if ha_members else [])],
+            networks=[host.monitoring_network, *([host.data_network] if other_hosts else [])],
             command=[
                 f"--config.file={CONFIG_DIR}/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
@@ -96,3 +99,12 @@ class Prometheus(Service):
             healthcheck=http_check(f"http://localhost:{self.HTTP_PORT}{self.HEALTH_PATH}", tool="wget", start_period="60s"),
         )
         self.register_outputs({"internal_url": self.internal_url, "jobs": [job.name for job in settings.jobs]})
+
+
+def _is_address(target: str) -> bool:
+    """`10.0.0.12:8008` (another host), not `cadvisor:8080` (a name on this host's networks)."""
+    try:
+        ipaddress.ip_address(target.rsplit(":", 1)[0])
+    except ValueError:
+        return False
+    return True

@@ -29,6 +29,13 @@ def _ping(user: str, port: int) -> Healthcheck:
     return Healthcheck(["CMD-SHELL", f"redis-cli -p {port} --user {user} --no-auth-warning ping | grep -qx PONG"])
 
 
+def _replicating(user: str, port: int) -> Healthcheck:
+    """A primary, or a replica whose link to its primary is up (synced and loaded): what the next
+    member's update waits for. PING alone answers on a replica still syncing or cut off."""
+    return Healthcheck(["CMD-SHELL", f"redis-cli -p {port} --user {user} --no-auth-warning info replication"
+                                     " | grep -Eq '^(role:master|master_link_status:up)'"])
+
+
 class RedisCluster(Service):
     """Member i (of the first `spec.ha.redis_sentinels` HA hosts): a data node (member 0 the first
     primary, the others its replicas) and a Sentinel; Sentinel moves the primary, HAProxy (built
@@ -147,7 +154,7 @@ class _Member(pulumi.ComponentResource):
                 ha.REPLICATION_SECRET_FILE: pulumi.Output.secret(passwords[ha.REPLICATION_USER]).apply(
                     ha.replication_secret_conf),
             },
-            healthcheck=_ping(config.HEALTHCHECK_USER, config.PORT),
+            healthcheck=_replicating(config.HEALTHCHECK_USER, config.PORT),
             depends_on=[after] if after is not None else [],
         )
         sentinel = ha.SentinelSettings(primary=primary, announce=cluster.sentinels[index])

@@ -468,7 +468,7 @@ class HaCluster:
         replica, and `on-marked-down shutdown-sessions` cuts it a fraction of a second later."""
         deadline, pools = time.monotonic() + timeout, {}
         while time.monotonic() < deadline:
-            leader = self.wait_for_leader().name
+            leader = self.wait_for_leader(timeout=max(1.0, deadline - time.monotonic())).name
             try:
                 pools = self.in_service()
                 if pools["postgres_primary"] == {leader} and leader not in pools["postgres_replicas"]:

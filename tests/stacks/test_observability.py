@@ -86,6 +86,15 @@ def test_every_host_that_runs_containers_has_a_cadvisor_prometheus_scrapes(stack
     assert len(cadvisors) == (3 if stack == "prod" else 1)
 
 
+def test_prometheus_reaches_the_other_hosts_cadvisors_without_any_ha_member_job():
+    run, _ = built("prod", integrations={"scrape-patroni": False, "scrape-pgbackrest": False, "scrape-haproxy": False})
+    jobs = prometheus_jobs(run)
+    assert not {"patroni", "pgbackrest", "haproxy"} & set(jobs)
+    assert "10.0.0.12:8080" in jobs["cadvisor"]["static_configs"][0]["targets"]
+    # The monitoring network is internal: only the data network leaves the apps host.
+    assert "ceres-prod-data" in networks_of(run, "prometheus")
+
+
 def test_switching_a_scrape_edge_off_leaves_the_service_unscraped_and_off_the_monitoring_network():
     run, platform = built("dev", integrations={"scrape-keycloak": False})
     assert "keycloak" not in prometheus_jobs(run)

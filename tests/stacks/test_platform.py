@@ -77,7 +77,7 @@ def test_every_container_is_stopped_with_a_grace_period_never_force_removed(offl
             if container.inputs.get("attach"):
                 continue  # a one-shot chore (volume fill), done before anything uses it
             grace = container.inputs.get("destroyGraceSeconds")
-            assert grace and grace == container.inputs.get("stopTimeout"), f"{stack}: {container.name}"
+            assert grace, f"{stack}: {container.name} would be force-removed"
             postgres = container.name == "postgres" or container.name.startswith("patroni-")
             assert grace == (pg_config.STOP_GRACE_SECONDS if postgres else DEFAULT_STOP_GRACE_SECONDS), container.name
 

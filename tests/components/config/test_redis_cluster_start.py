@@ -184,8 +184,8 @@ def test_a_primary_that_is_no_member_gives_way_to_the_rendered_one_and_settings_
     assert live.count("replicaof ") == 1 and live.count("maxmemory ") == 1
 
 
-def test_the_healthchecks_pass_on_a_real_node_and_sentinel_and_fail_without_the_password(pair: Pair, tmp_path: Path) -> None:
-    from components.services.redis_cluster import _ping
+def test_the_healthchecks_pass_on_a_real_node_and_sentinel_and_fail_without_the_password_or_the_primary(pair: Pair, tmp_path: Path) -> None:
+    from components.services.redis_cluster import _ping, _replicating
 
     passwords = {**PASSWORDS, **{user: f"pw-{user}" for user in ha.sentinel_login_users() if user != ha.SENTINEL_USER}}
     port = free_port()
@@ -199,7 +199,8 @@ def test_the_healthchecks_pass_on_a_real_node_and_sentinel_and_fail_without_the_
     with open(tmp_path / "sentinel.log", "ab") as log:
         sentinel = subprocess.Popen(["sh", "-c", script], stdout=log, stderr=subprocess.STDOUT)
     try:
-        checks = [(_ping(redis.HEALTHCHECK_USER, pair.node.port), passwords[redis.HEALTHCHECK_USER]),
+        checks = [(_replicating(redis.HEALTHCHECK_USER, pair.node.port), passwords[redis.HEALTHCHECK_USER]),
+                  (_replicating(redis.HEALTHCHECK_USER, pair.primary.port), passwords[redis.HEALTHCHECK_USER]),
                   (_ping(ha.SENTINEL_CLIENT_USER, port), passwords[ha.SENTINEL_CLIENT_USER])]
 
         def healthy(test: list[str], password: str) -> bool:
@@ -210,6 +211,15 @@ def test_the_healthchecks_pass_on_a_real_node_and_sentinel_and_fail_without_the_
         for healthcheck, password in checks:
             wait_for(lambda: healthy(healthcheck.test, password), f"{healthcheck.test[1]} to pass", timeout=10)
             assert not healthy(healthcheck.test, "wrong-password")
+        # A replica cut off from its primary answers PING, but is not ready for the next member.
+        replica_ready = checks[0][0].test
+        with login(pair.node.port, ha.SENTINEL_USER, PASSWORDS[ha.SENTINEL_USER]) as sentinel_login:
+            sentinel_login.call("SLAVEOF", "127.0.0.1", str(free_port()))
+            try:
+                wait_for(lambda: not healthy(replica_ready, passwords[redis.HEALTHCHECK_USER]), "the cut-off replica to fail", timeout=10)
+            finally:
+                sentinel_login.call("SLAVEOF", "127.0.0.1", str(pair.primary.port))
+        wait_for(lambda: healthy(replica_ready, passwords[redis.HEALTHCHECK_USER]), "the replica to be ready again", timeout=15)
     finally:
         sentinel.kill()
         sentinel.wait(timeout=10)

@@ -123,8 +123,10 @@ def test_healthchecks_are_what_the_images_can_run(run):
         assert "http://127.0.0.1:2379" in next(a for a in etcd.inputs["command"] if a.startswith("--listen-client-urls="))
         member = by_name(run, f"patroni-{host}", "Container")
         # The REST API listens only on the member's own address.
-        # Ready: the leader, or a replica that streams and has caught up (what the next member waits for).
-        assert member.inputs["healthcheck"]["tests"] == ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", f"http://{address}:8008/readiness"]
+        # Ready (what the next member waits for): it leads, or replicates within the failover lag.
+        assert member.inputs["healthcheck"]["tests"] == ["CMD-SHELL", (
+            f"{PROBE} wget -q -O /dev/null 'http://{address}:8008/primary' || "
+            f"{PROBE} wget -q -O /dev/null 'http://{address}:8008/replica?lag=1048576'")]
         assert "/ceres-probe" in [v["containerPath"] for v in member.inputs["volumes"]]
 
 
@@ -191,7 +193,7 @@ def test_members_follow_one_another_so_a_shared_change_replaces_one_at_a_time(ru
     assert not any(m.urn in members[0].dependencies for m in members[1:])
     for member in members:
         # Stopped as PostgreSQL needs (a checkpoint, the leader key handed over), never force-removed.
-        assert member.inputs["destroyGraceSeconds"] == member.inputs["stopTimeout"] == pg_config.STOP_GRACE_SECONDS
+        assert member.inputs["destroyGraceSeconds"] == pg_config.STOP_GRACE_SECONDS
 
 
 def test_provisioning_tries_every_member_and_never_carries_a_password(run):

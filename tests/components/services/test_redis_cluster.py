@@ -101,7 +101,10 @@ def test_every_container_has_the_production_shape_on_the_host_network(built):
         test = inputs["healthcheck"]["tests"]
         port = config.PORT if name.endswith("-data") else ha.SENTINEL_PORT
         user = config.HEALTHCHECK_USER if name.endswith("-data") else ha.SENTINEL_CLIENT_USER
-        assert test == ["CMD-SHELL", f"redis-cli -p {port} --user {user} --no-auth-warning ping | grep -qx PONG"]
+        # A data node: a primary or a linked replica (run for real in test_redis_cluster_start.py).
+        check = ("info replication | grep -Eq '^(role:master|master_link_status:up)'" if name.endswith("-data")
+                 else "ping | grep -qx PONG")
+        assert test == ["CMD-SHELL", f"redis-cli -p {port} --user {user} --no-auth-warning {check}"]
         # The healthcheck's password is a secret env, read by redis-cli from REDISCLI_AUTH.
         assert inputs["envs"] == [SECRET_MARK]
         assert unwrap(container.state)["envs"] == [f"REDISCLI_AUTH={password(run, user)}"]
