@@ -60,10 +60,13 @@ def patroni_dockerfile(postgres_image: str, patroni_version: str) -> str:
         f"RUN awk -v installed=\"$(pgbackrest version)\" 'BEGIN {{split(installed, w, \" \"); split(w[2], v, \".\");"
         f" if (v[1] < 2 || (v[1] == 2 && v[2] < {PGBACKREST_MINOR_FOR_PG17}))"
         f" {{print \"pgBackRest \" w[2] \" predates PostgreSQL 17 (2.{PGBACKREST_MINOR_FOR_PG17}+ needed)\"; exit 1}}}}'",
-        # The postgres image's STOPSIGNAL (SIGINT) stays: on it Patroni stops PostgreSQL cleanly and
-        # hands its leader key over (tests/components/config/test_patroni_failover_real.py).
         f"RUN python3 -m venv {PATRONI_VENV} \\",
         f" && {PATRONI_VENV}/bin/pip install --no-cache-dir 'patroni[etcd3,psycopg3]=={patroni_version}'",
+        # SIGTERM is Patroni's own shutdown: it stops PostgreSQL cleanly and hands its leader key
+        # over. The postgres image's SIGINT reaches Patroni as a KeyboardInterrupt at whatever
+        # point it is at, and once left its shutdown hanging here (tests/components/config/
+        # test_patroni_failover_real.py).
+        "STOPSIGNAL SIGTERM",
         "",
     ])
 

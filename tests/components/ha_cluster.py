@@ -337,10 +337,11 @@ class HaCluster:
         return moment
 
     def stop_gracefully(self, member: Member, grace: float = 120) -> float:
-        """SIGINT to the member's Patroni, and wait for it to exit (it stops PostgreSQL first)."""
+        """The member image's stop signal (SIGTERM) to its Patroni, and wait for it to exit (it
+        stops PostgreSQL first)."""
         assert member.process is not None
         moment = time.monotonic()
-        member.process.send_signal(signal.SIGINT)
+        member.process.send_signal(signal.SIGTERM)
         member.process.wait(timeout=grace)
         return moment
 
@@ -511,7 +512,7 @@ def crash_leader_under_load(cluster: HaCluster, *, warmup: float = 2.0) -> Failo
 
 def stop_leader_under_load(cluster: HaCluster, *, warmup: float = 2.0) -> FailoverResult:
     """Stop the leader as `docker stop` (or a replacement with a stop grace) does, under load:
-    SIGINT, the postgres image's STOPSIGNAL, to Patroni, which the member image runs as PID 1."""
+    the member image's STOPSIGNAL, SIGTERM, to Patroni, which the image runs as PID 1."""
     return _leader_gone_under_load(cluster, cluster.stop_gracefully, warmup)
 
 

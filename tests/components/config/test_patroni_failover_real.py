@@ -9,8 +9,8 @@ through HAProxy's primary port, as an ordinary consumer role:
   through the same HAProxy endpoint, and no acknowledged write is lost (synchronous mode);
 - a planned switchover through Patroni's authenticated REST API stops writes for under 2 s;
 - stopping the leader as Docker does when a container is stopped or replaced with a grace period
-  (the image's SIGINT to Patroni) shuts PostgreSQL down cleanly and hands the leader key over:
-  the next leader takes writes sooner than a crash's failover ever could.
+  (the member image's SIGTERM to Patroni) shuts PostgreSQL down cleanly and hands the leader key
+  over: the next leader takes writes sooner than a crash's failover ever could.
 
 One cluster for the module (about 1.5 minutes in all), stopped in teardown even on failure.
 """
