@@ -7,7 +7,7 @@ image) read the same way.
 
 Metric sources, checked upstream: cAdvisor (`container_*`, root cgroup `id="/"` for the host's
 filesystem, `machine_cpu_cores` and `machine_memory_bytes` from its machine collector, which
-`--enable_metrics` does not filter), postgres_exporter (`pg_up`, `pg_stat_activity_count`, `pg_settings_max_connections`),
+`--enable_metrics` does not filter; each target labelled `host`, its Docker host's name), postgres_exporter (`pg_up`, `pg_stat_activity_count`, `pg_settings_max_connections`),
 redis_exporter (`redis_up`), Uptime Kuma 1.23 server/prometheus.js (`monitor_status`: 1 up,
 0 down, 2 pending, 3 maintenance; `monitor_cert_days_remaining`; labels `monitor_name`,
 `monitor_type`, `monitor_url`, `monitor_hostname`, `monitor_port`), Patroni 4 `/metrics`
@@ -220,11 +220,11 @@ def _containers(s: AlertRuleSettings) -> list[Alert]:
         ),
         Alert(
             "HostCpuHigh",
-            f'sum by (instance) (rate(container_cpu_usage_seconds_total{{name!=""}}[5m])) '
-            f"/ on (instance) max by (instance) (machine_cpu_cores) > {_number(s.host_cpu_fraction)}",
+            f'sum by (instance, host) (rate(container_cpu_usage_seconds_total{{name!=""}}[5m])) '
+            f"/ on (instance, host) max by (instance, host) (machine_cpu_cores) > {_number(s.host_cpu_fraction)}",
             "warning",
-            "CPU of {{ $labels.instance }} is {{ $value | humanizePercentage }} busy",
-            "The containers on the Docker host behind {{ $labels.instance }} have used over "
+            "CPU of {{ $labels.host }} is {{ $value | humanizePercentage }} busy",
+            "The containers on the Docker host {{ $labels.host }} have used over "
             f"{_number(s.host_cpu_fraction * 100)}% of its CPUs for {s.host_cpu_for}.",
             "Which container: Grafana's CERES containers dashboard, or `docker stats --no-stream` on the host; "
             "a crash-looping or runaway service is the usual cause, steady growth means the host needs more CPUs.",
@@ -232,11 +232,11 @@ def _containers(s: AlertRuleSettings) -> list[Alert]:
         ),
         Alert(
             "HostMemoryHigh",
-            f'sum by (instance) (container_memory_working_set_bytes{{name!=""}}) '
-            f"/ on (instance) max by (instance) (machine_memory_bytes) > {_number(s.host_memory_fraction)}",
+            f'sum by (instance, host) (container_memory_working_set_bytes{{name!=""}}) '
+            f"/ on (instance, host) max by (instance, host) (machine_memory_bytes) > {_number(s.host_memory_fraction)}",
             "warning",
-            "Memory of {{ $labels.instance }} is {{ $value | humanizePercentage }} used",
-            "The containers on the Docker host behind {{ $labels.instance }} hold over "
+            "Memory of {{ $labels.host }} is {{ $value | humanizePercentage }} used",
+            "The containers on the Docker host {{ $labels.host }} hold over "
             f"{_number(s.host_memory_fraction * 100)}% of its memory (working set: what they use, active "
             "file cache included, which the kernel can still reclaim): their limits add up to more than the "
             "host has, and it is close to running out.",
@@ -246,14 +246,14 @@ def _containers(s: AlertRuleSettings) -> list[Alert]:
         ),
         Alert(
             "HostDiskUsageHigh", warning_band, "warning",
-            "Disk of {{ $labels.instance }} is {{ $value | humanizePercentage }} full",
+            "Disk of {{ $labels.host }} is {{ $value | humanizePercentage }} full",
             "The Docker host's root filesystem ({{ $labels.device }}) is over "
             f"{_number(s.disk_usage_warning * 100)}% used.",
             disk_runbook, s.disk_for,
         ),
         Alert(
             "HostDiskAlmostFull", f"{disk} > {_number(s.disk_usage_critical)}", "critical",
-            "Disk of {{ $labels.instance }} is almost full ({{ $value | humanizePercentage }})",
+            "Disk of {{ $labels.host }} is almost full ({{ $value | humanizePercentage }})",
             "The Docker host's root filesystem ({{ $labels.device }}) is over "
             f"{_number(s.disk_usage_critical * 100)}% used: databases stop writing when it fills.",
             disk_runbook, s.disk_for,
@@ -262,7 +262,7 @@ def _containers(s: AlertRuleSettings) -> list[Alert]:
             "HostDiskFillingUp",
             f"predict_linear({usage}[{s.disk_fill_window}], {_number(duration_seconds(s.disk_full_horizon))}) > {limit}",
             "warning",
-            "Disk of {{ $labels.instance }} fills within " + s.disk_full_horizon,
+            "Disk of {{ $labels.host }} fills within " + s.disk_full_horizon,
             "At the rate of the last " + s.disk_fill_window + ", the Docker host's root filesystem "
             "({{ $labels.device }}) is full within " + s.disk_full_horizon + ".",
             disk_runbook, s.disk_for,

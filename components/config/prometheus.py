@@ -51,7 +51,9 @@ class ScrapeJob:
     """One scrape job over static targets (`host:port`).
 
     At most one of `bearer_token` (sent as `Authorization: Bearer`, e.g. Gitea's metrics token)
-    and `basic_auth` (e.g. Uptime Kuma's API key as the password).
+    and `basic_auth` (e.g. Uptime Kuma's API key as the password). `hosts` names the Docker host
+    of each target (label `host`, as the log shipper labels logs), for jobs whose alerts are
+    about the host (cAdvisor's): `instance` is only an address or a container name.
     """
 
     name: str
@@ -61,9 +63,12 @@ class ScrapeJob:
     bearer_token: Secret | None = field(default=None, repr=False, compare=False)
     basic_auth: BasicAuth | None = None
     scrape_interval: str | None = None
+    hosts: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
+        if self.hosts and set(self.hosts) != set(self.targets):
+            raise ValueError(f"scrape job {self.name!r}: hosts must name the host of every target, and only those: {dict(self.hosts)!r}")
         if not _JOB_NAME.match(self.name):
             raise ValueError(f"scrape job name {self.name!r}: use lowercase letters, digits, '-' and '_' (it names a secrets directory)")
         if not self.targets or not all(_TARGET.match(t) for t in self.targets):
@@ -103,7 +108,10 @@ class ScrapeJob:
             job["authorization"] = {"type": "Bearer", "credentials_file": self.bearer_token_file}
         if self.basic_auth is not None:
             job["basic_auth"] = {"username": self.basic_auth.username, "password_file": self.password_file}
-        job["static_configs"] = [{"targets": list(self.targets)}]
+        if self.hosts:
+            job["static_configs"] = [{"targets": [target], "labels": {"host": self.hosts[target]}} for target in self.targets]
+        else:
+            job["static_configs"] = [{"targets": list(self.targets)}]
         return job
 
 

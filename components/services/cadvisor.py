@@ -32,6 +32,7 @@ class CAdvisor(Service):
         super().__init__("cadvisor", pulumi.ResourceOptions.merge(host.placed(), opts))
         self.container = _cadvisor(self, "cadvisor", spec, host, listen_on=None)
         self.remote_targets: list[str] = []
+        self._hosts = {self.metrics_target: host.host.name}
         for other in other_hosts:
             address = other.host.address
             if address is None:
@@ -40,6 +41,7 @@ class CAdvisor(Service):
                                               pulumi.ResourceOptions(parent=self, provider=other.provider))
             _cadvisor(placed, f"cadvisor-{other.host.name}", spec, other, listen_on=address)
             self.remote_targets.append(f"{address}:{HTTP_PORT}")
+            self._hosts[f"{address}:{HTTP_PORT}"] = other.host.name
         self.register_outputs({"metrics_target": self.metrics_target, "remote_targets": self.remote_targets})
 
     @property
@@ -48,8 +50,9 @@ class CAdvisor(Service):
         return f"{self.container.alias}:{HTTP_PORT}"
 
     def scrape_job(self) -> ScrapeJob:
-        """One job over every host's cAdvisor, so the container and disk alerts cover them all."""
-        return ScrapeJob("cadvisor", (self.metrics_target, *self.remote_targets))
+        """One job over every host's cAdvisor, so the container and disk alerts cover them all,
+        each target labelled with its host's name."""
+        return ScrapeJob("cadvisor", (self.metrics_target, *self.remote_targets), hosts=self._hosts)
 
 
 def _cadvisor(owner: pulumi.Resource, name: str, spec: StackSpec, host: DockerHostComponent,

@@ -71,8 +71,15 @@ def test_every_host_that_runs_containers_has_a_cadvisor_prometheus_scrapes(stack
     containers = [c for c in of_type(run, "Container") if c.inputs.get("restart") != "no"]
     cadvisors = {c.provider: c for c in containers if c.name.startswith("cadvisor")}
     assert set(cadvisors) == {c.provider for c in containers}, "a host runs containers no cAdvisor watches"
-    targets = prometheus_jobs(run)["cadvisor"]["static_configs"][0]["targets"]
+    # Each target labelled with the name of the Docker host it runs on: the host alerts name it.
+    hosts = {target: group["labels"]["host"] for group in prometheus_jobs(run)["cadvisor"]["static_configs"]
+             for target in group["targets"]}
+    targets = list(hosts)
     assert len(targets) == len(cadvisors)
+    names = {r.urn: r.name.removesuffix("-docker") for r in of_type(run, "providers:docker")}
+    for provider, cadvisor in cadvisors.items():
+        listen = [a.split("=", 1)[1] for a in cadvisor.inputs["command"] if a.startswith("--listen_ip=")]
+        assert hosts[f"{listen[0]}:8080" if listen else "cadvisor:8080"] == names[provider]
     for cadvisor in cadvisors.values():
         listen = [a.split("=", 1)[1] for a in cadvisor.inputs["command"] if a.startswith("--listen_ip=")]
         if cadvisor.name == "cadvisor":
@@ -90,7 +97,7 @@ def test_prometheus_reaches_the_other_hosts_cadvisors_without_any_ha_member_job(
     run, _ = built("prod", integrations={"scrape-patroni": False, "scrape-pgbackrest": False, "scrape-haproxy": False})
     jobs = prometheus_jobs(run)
     assert not {"patroni", "pgbackrest", "haproxy"} & set(jobs)
-    assert "10.0.0.12:8080" in jobs["cadvisor"]["static_configs"][0]["targets"]
+    assert {"targets": ["10.0.0.12:8080"], "labels": {"host": "node2"}} in jobs["cadvisor"]["static_configs"]
     # The monitoring network is internal: only the data network leaves the apps host.
     assert "ceres-prod-data" in networks_of(run, "prometheus")
 

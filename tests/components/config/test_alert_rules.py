@@ -39,16 +39,18 @@ ALL_JOBS = frozenset({"prometheus", "cadvisor", "postgres_exporter", "redis_expo
 FULL = AlertRuleSettings(jobs=ALL_JOBS, ha=True, backup=True, point_in_time=True)
 
 GITEA_UP = 'up{job="gitea", instance="gitea:3000"}'
-CONTAINER = 'name="ceres-dev-gitea", image="gitea/gitea:1.24.6", id="/system.slice/docker-abc.scope", instance="cadvisor:8080", job="cadvisor"'
+CONTAINER = 'name="ceres-dev-gitea", image="gitea/gitea:1.24.6", id="/system.slice/docker-abc.scope", instance="cadvisor:8080", host="local", job="cadvisor"'
 CONTAINER_LABELS = {"name": "ceres-dev-gitea", "image": "gitea/gitea:1.24.6", "id": "/system.slice/docker-abc.scope",
-                    "instance": "cadvisor:8080", "job": "cadvisor"}
+                    "instance": "cadvisor:8080", "host": "local", "job": "cadvisor"}
 OTHER_CONTAINER = CONTAINER.replace("gitea", "keycloak").replace("docker-abc", "docker-def")
-MACHINE = 'boot_id="b1", machine_id="m1", system_uuid="u1", instance="cadvisor:8080", job="cadvisor"'
+MACHINE = 'boot_id="b1", machine_id="m1", system_uuid="u1", instance="cadvisor:8080", host="local", job="cadvisor"'
 # The same metrics from an HA host's cAdvisor, scraped at its address.
-ON_HA_HOST = CONTAINER.replace("ceres-dev-gitea", "ceres-prod-patroni-node2").replace("cadvisor:8080", "10.0.0.12:8080")
-HA_MACHINE = MACHINE.replace("b1", "b2").replace("m1", "m2").replace("u1", "u2").replace("cadvisor:8080", "10.0.0.12:8080")
-ROOT_FS = 'id="/", device="/dev/sda1", instance="cadvisor:8080", job="cadvisor"'
-ROOT_FS_LABELS = {"id": "/", "device": "/dev/sda1", "instance": "cadvisor:8080", "job": "cadvisor"}
+ON_HA_HOST = (CONTAINER.replace("ceres-dev-gitea", "ceres-prod-patroni-node2").replace("cadvisor:8080", "10.0.0.12:8080")
+              .replace('host="local"', 'host="node2"'))
+HA_MACHINE = (MACHINE.replace("b1", "b2").replace("m1", "m2").replace("u1", "u2").replace("cadvisor:8080", "10.0.0.12:8080")
+              .replace('host="local"', 'host="node2"'))
+ROOT_FS = 'id="/", device="/dev/sda1", instance="cadvisor:8080", host="local", job="cadvisor"'
+ROOT_FS_LABELS = {"id": "/", "device": "/dev/sda1", "instance": "cadvisor:8080", "host": "local", "job": "cadvisor"}
 PG = 'instance="postgres-exporter:9187", job="postgres_exporter"'
 REDIS = 'instance="redis-exporter:9121", job="redis_exporter"'
 KUMA = ('monitor_name="Gitea", monitor_type="http", monitor_url="https://git.example.com/", monitor_hostname="null", '
@@ -130,7 +132,7 @@ CASES: dict[str, tuple[Firing, Silent]] = {
                 series(f'container_cpu_usage_seconds_total{{{OTHER_CONTAINER}}}', "0+54x30"),
                 series(f"machine_cpu_cores{{{MACHINE}}}", "2x30"),
                 series(f"container_cpu_usage_seconds_total{{{ON_HA_HOST}}}", "0+114x30"),
-                series(f"machine_cpu_cores{{{HA_MACHINE}}}", "8x30")], "20m", {"instance": "cadvisor:8080"},
+                series(f"machine_cpu_cores{{{HA_MACHINE}}}", "8x30")], "20m", {"instance": "cadvisor:8080", "host": "local"},
                shown={"humanizePercentage": "95%"}),
         # Half the CPUs; the root cgroup (name="", the whole host) is not summed on top.
         Silent([series(f"container_cpu_usage_seconds_total{{{CONTAINER}}}", "0+30x30"),
@@ -143,7 +145,7 @@ CASES: dict[str, tuple[Firing, Silent]] = {
                 series(f"container_memory_working_set_bytes{{{OTHER_CONTAINER}}}", f"{340 * MIB}x15"),
                 series(f"machine_memory_bytes{{{MACHINE}}}", f"{1000 * MIB}x15"),
                 series(f"container_memory_working_set_bytes{{{ON_HA_HOST}}}", f"{940 * MIB}x15"),
-                series(f"machine_memory_bytes{{{HA_MACHINE}}}", f"{4000 * MIB}x15")], "11m", {"instance": "cadvisor:8080"},
+                series(f"machine_memory_bytes{{{HA_MACHINE}}}", f"{4000 * MIB}x15")], "11m", {"instance": "cadvisor:8080", "host": "local"},
                shown={"humanizePercentage": "94%"}),
         # 94% for 9 of the 10 minutes `for` asks, then 50%.
         Silent([series(f"container_memory_working_set_bytes{{{CONTAINER}}}", f"{940 * MIB}x8 {500 * MIB}x6"),

@@ -99,7 +99,18 @@ def test_rule_files_in_the_rules_directory_are_picked_up(tmp_path: Path) -> None
     assert "rules/platform.yml" in result.stdout + result.stderr
 
 
+def test_a_job_naming_each_targets_host_labels_every_target_and_is_valid(tmp_path: Path) -> None:
+    cadvisor = ScrapeJob("cadvisor", ("cadvisor:8080", "10.0.0.12:8080"),
+                         hosts={"cadvisor:8080": "node1", "10.0.0.12:8080": "node2"})
+    result = check(write(tmp_path, settings(cadvisor)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = next(j for j in yaml.safe_load((tmp_path / "prometheus.yml").read_text())["scrape_configs"] if j["job_name"] == "cadvisor")
+    assert job["static_configs"] == [{"targets": ["cadvisor:8080"], "labels": {"host": "node1"}},
+                                     {"targets": ["10.0.0.12:8080"], "labels": {"host": "node2"}}]
+
+
 @pytest.mark.parametrize("bad", [
+    lambda: ScrapeJob("cadvisor", ("cadvisor:8080", "10.0.0.12:8080"), hosts={"cadvisor:8080": "node1"}),
     lambda: ScrapeJob("Gitea Metrics", ("gitea:3000",)),
     lambda: ScrapeJob("gitea", ()),
     lambda: ScrapeJob("gitea", ("http://gitea:3000",)),
