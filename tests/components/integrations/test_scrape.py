@@ -34,7 +34,9 @@ def test_each_target_is_a_scrape_edge_under_prometheus_and_a_job_in_its_config(d
     for service, target in TARGETS.items():
         edge = by_name(dev, f"scrape-{service.replace('_', '-')}", "ScrapeEdge")
         assert edge.parent == prometheus
-        assert jobs[service]["static_configs"] == [{"targets": [target]}]
+        # cAdvisor's target also names its Docker host, for the host alerts.
+        labels = {"labels": {"host": "local"}} if service == "cadvisor" else {}
+        assert jobs[service]["static_configs"] == [{"targets": [target], **labels}]
 
 
 def test_prometheus_alerts_to_alertmanager_through_its_edge(dev):
