@@ -5,6 +5,7 @@ ports unless the service is the proxy.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -27,15 +28,24 @@ class Healthcheck:
     retries: int = 6
 
 
+def _http_probe(url: str, tool: str) -> list[str]:
+    commands = {
+        "wget": ["wget", "-q", "-O", "/dev/null", url],
+        "curl": ["curl", "-fsS", "-o", "/dev/null", url],
+        "probe": [PROBE, "wget", "-q", "-O", "/dev/null", url],
+    }
+    return commands[tool]
+
+
 def http_check(url: str, tool: str = "wget", **timing: str | int) -> Healthcheck:
     """Healthy when `url` answers 2xx, probed with a client the image ships (`wget`, `curl`),
     or with `probe`: the static busybox every host mounts into images that ship none."""
-    commands = {
-        "wget": ["CMD", "wget", "-q", "-O", "/dev/null", url],
-        "curl": ["CMD", "curl", "-fsS", "-o", "/dev/null", url],
-        "probe": ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", url],
-    }
-    return Healthcheck(commands[tool], **timing)
+    return Healthcheck(["CMD", *_http_probe(url, tool)], **timing)
+
+
+def any_http_check(urls: Sequence[str], tool: str = "wget", **timing: str | int) -> Healthcheck:
+    """Healthy when one of `urls`, asked in turn, answers 2xx (the image needs a shell)."""
+    return Healthcheck(["CMD-SHELL", " || ".join(shlex.join(_http_probe(url, tool)) for url in urls)], **timing)
 
 
 # Most services stop within seconds; PostgreSQL gets longer (config.postgres.STOP_GRACE_SECONDS).

@@ -122,6 +122,13 @@ class DockerHostComponent(pulumi.ComponentResource):
             self._shared[purpose] = self._volume_with_chore(purpose, "init", ["chown", f"{owner_uid}:{owner_uid}", "/volume"], "/volume")
         return self._shared[purpose]
 
+    @property
+    def private_address(self) -> str:
+        """The host's private IPv4, where the other hosts reach what it runs on the host's network."""
+        if self.host.address is None:
+            raise ValueError(f"host {self.host.name} has no `address` (its private IPv4, required in HA mode)")
+        return self.host.address
+
     def placed(self) -> pulumi.ResourceOptions:
         """Options that put a service component (and all it creates) on this host."""
         return pulumi.ResourceOptions(providers={"docker": self.provider})

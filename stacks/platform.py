@@ -216,6 +216,8 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None, store_ke
         platform.hosts[host.name] = DockerHostComponent(host, prefix, data_leaves_host=bool(clustered))
     apps = platform.hosts[spec.host_for("apps").name]
     ha_hosts = [platform.hosts[host.name] for host in spec.hosts_with("ha")]
+    # Hosts besides the apps host that run containers: each gets its own log shipper and cAdvisor.
+    other_hosts = [host for host in ha_hosts if host is not apps] if clustered else []
 
     def backend(service: Service | None, edge_id: str) -> Any:
         """The backend service when the consumer's edge to it is planned, else None."""
@@ -332,9 +334,9 @@ def _compose(spec: StackSpec, smtp_password: pulumi.Output[str] | None, store_ke
                                  remote_shippers=bool(clustered) and "logs-shipper" in edges))
         if on("alloy") and "logs-shipper" in edges:
             platform.add(Alloy(spec, apps, loki=loki, tail_containers="logs-containers" in edges,
-                               other_hosts=[host for host in ha_hosts if host is not apps] if clustered else []))
+                               other_hosts=other_hosts))
     if on("cadvisor"):
-        platform.add(CAdvisor(spec, apps, other_hosts=[host for host in ha_hosts if host is not apps] if clustered else []))
+        platform.add(CAdvisor(spec, apps, other_hosts=other_hosts))
     # Prometheus scrapes the proxy that routes it: it gets its targets once the proxy is built.
     prometheus = None
     if on("prometheus"):

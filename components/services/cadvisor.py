@@ -34,9 +34,7 @@ class CAdvisor(Service):
         self.remote_targets: list[str] = []
         self._hosts = {self.metrics_target: host.host.name}
         for other in other_hosts:
-            address = other.host.address
-            if address is None:
-                raise ValueError(f"cadvisor: host {other.host.name} has no `address` (its private IPv4, required in HA mode)")
+            address = other.private_address
             placed = pulumi.ComponentResource("ceres:services:CAdvisorOnHost", f"cadvisor-{other.host.name}", None,
                                               pulumi.ResourceOptions(parent=self, provider=other.provider))
             _cadvisor(placed, f"cadvisor-{other.host.name}", spec, other, listen_on=address)

@@ -80,7 +80,7 @@ class HAProxy(Service):
         if (redis_section is None) != (redis_check_password is None):
             raise ValueError("haproxy: redis_section and redis_check_password go together")
         pair = list(hosts[:INSTANCES])
-        addresses = [_address(host) for host in pair]
+        addresses = [host.private_address for host in pair]
         super().__init__("haproxy", pulumi.ResourceOptions.merge(pair[0].placed(), opts))
         vip = spec.ha.virtual_ip
         self.primary_endpoint = f"{vip}:{PRIMARY_PORT}"
@@ -188,9 +188,3 @@ class HAProxyInstance(pulumi.ComponentResource):
             # Its check fails until the local HAProxy answers: starting first would only hand the VIP away.
             depends_on=[self.haproxy.container],
         )
-
-
-def _address(host: DockerHostComponent) -> str:
-    if host.host.address is None:
-        raise ValueError(f"haproxy: host {host.host.name} has no `address` (its private IPv4, required in HA mode)")
-    return host.host.address

@@ -24,8 +24,8 @@ from components.config import pgbackrest
 from components.config import postgres as config
 from components.config.pitr_restore import MemberEntrySettings, member_entry_script
 from components.config.haproxy import PRIMARY_PORT
-from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer
-from components.docker_host import PROBE, DockerHostComponent
+from components.container import KEEP_RUNNING_ON_RESTORE, Healthcheck, ServiceContainer, any_http_check
+from components.docker_host import DockerHostComponent
 from components.images import build_on_host, postgres_major
 from components.integrations.backup import BackupEdge
 from components.integrations.ha import HaEdge
@@ -248,9 +248,8 @@ class PostgresCluster(DatabaseLogins, Service):
             # probe busybox asks the REST API, which listens only on the member's own address
             # (host network: never every interface). A replica copies the leader's data first,
             # hence the long start period.
-            healthcheck=Healthcheck(["CMD-SHELL", " || ".join(
-                f"{PROBE} wget -q -O /dev/null 'http://{address}:{patroni.RESTAPI_PORT}{path}'" for path in patroni.READY_PATHS)],
-                start_period="180s"),
+            healthcheck=any_http_check([f"http://{address}:{patroni.RESTAPI_PORT}{path}" for path in patroni.READY_PATHS],
+                                       tool="probe", start_period="180s"),
             depends_on=after,
             wait_timeout=900,
             stop_grace_seconds=config.STOP_GRACE_SECONDS,

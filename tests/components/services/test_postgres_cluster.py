@@ -125,7 +125,7 @@ def test_healthchecks_are_what_the_images_can_run(run):
         # The REST API listens only on the member's own address.
         # Ready (what the next member waits for): it leads, or replicates within the failover lag.
         assert member.inputs["healthcheck"]["tests"] == ["CMD-SHELL", (
-            f"{PROBE} wget -q -O /dev/null 'http://{address}:8008/primary' || "
+            f"{PROBE} wget -q -O /dev/null http://{address}:8008/primary || "
             f"{PROBE} wget -q -O /dev/null 'http://{address}:8008/replica?lag=1048576'")]
         assert "/ceres-probe" in [v["containerPath"] for v in member.inputs["volumes"]]
 
